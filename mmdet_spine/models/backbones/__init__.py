@@ -1,0 +1,1 @@
+"""Registered backbones of mmdet-spine."""

@@ -1,0 +1,1 @@
+"""Registered dense_heads of mmdet-spine."""

@@ -1,0 +1,1 @@
+"""Registered necks of mmdet-spine."""

@@ -1,0 +1,65 @@
+"""Test (and evaluate) a detector: mmdet's tools/test.py with safe checkpoint loading.
+
+Usage:
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl]
+                         [--show-dir DIR] [--cfg-options k=v ...] [--launcher pytorch]
+"""
+import argparse
+import os
+
+from mmengine.config import DictAction
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a detector')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file, URL or zoo:// name')
+    parser.add_argument('--work-dir', help='where the evaluation metrics are saved')
+    parser.add_argument('--out', help='dump predictions to a .pkl file')
+    parser.add_argument('--show', action='store_true', help='show prediction results')
+    parser.add_argument('--show-dir', help='save drawn predictions under '
+                        'work_dir/<timestamp>/SHOW_DIR')
+    parser.add_argument('--wait-time', type=float, default=2, help='interval of --show (s)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main():
+    args = parse_args()
+    import mmdet_spine  # noqa: F401
+    from mmdet.engine.hooks.utils import trigger_visualization_hook
+    from mmdet.evaluation import DumpDetResults
+    from mmdet.utils import setup_cache_size_limit_of_dynamo
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+
+    from mmdet_spine.engine import setup_distributed
+    from mmdet_spine.engine.cli import UserError, load_config, registry_hint
+
+    setup_cache_size_limit_of_dynamo()
+    cfg = load_config(args.config, args.cfg_options, args.work_dir)
+    cfg.load_from = args.checkpoint
+    if not args.checkpoint.startswith(('http://', 'https://', 'zoo://')) and \
+            not os.path.isfile(args.checkpoint):
+        raise UserError(f'checkpoint not found: {args.checkpoint}')
+    if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
+        raise UserError(f'--out must name a .pkl file, got {args.out}')
+    if args.show or args.show_dir:
+        cfg = trigger_visualization_hook(cfg, args)
+    setup_distributed(cfg, args.launcher)
+    with registry_hint(cfg):
+        runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+        if args.out is not None:
+            runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
+        runner.test()
+
+
+if __name__ == '__main__':
+    from mmdet_spine.engine.cli import run_cli
+    run_cli(main)

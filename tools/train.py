@@ -1,0 +1,67 @@
+"""Train a detector (mmdet's tools/train.py, plus CPU distributed and safe checkpoints).
+
+Usage:
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [PATH]] [--amp]
+                          [--auto-scale-lr] [--cfg-options k=v ...] [--launcher pytorch]
+"""
+import argparse
+import os
+
+from mmengine.config import DictAction
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Train a detector')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the lr by the actual batch size / auto_scale_lr.base_batch_size')
+    parser.add_argument('--resume', nargs='?', type=str, const='auto',
+                        help='resume from PATH, or without PATH from the latest checkpoint '
+                        'in the work dir')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main():
+    args = parse_args()
+    import mmdet_spine  # noqa: F401  (registers modules, installs safe checkpoint loaders)
+    from mmdet.utils import setup_cache_size_limit_of_dynamo
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+
+    from mmdet_spine.engine import setup_distributed
+    from mmdet_spine.engine.cli import (UserError, check_resume_checkpoint, load_config,
+                                        registry_hint)
+
+    setup_cache_size_limit_of_dynamo()
+    cfg = load_config(args.config, args.cfg_options, args.work_dir)
+    if args.amp:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+    if args.auto_scale_lr:
+        if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
+            raise UserError('--auto-scale-lr needs auto_scale_lr = dict(base_batch_size=...) '
+                            'in the config')
+        cfg.auto_scale_lr.enable = True
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        check_resume_checkpoint(args.resume)
+        cfg.resume, cfg.load_from = True, args.resume
+    setup_distributed(cfg, args.launcher)
+    with registry_hint(cfg):
+        runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+        runner.train()
+
+
+if __name__ == '__main__':
+    from mmdet_spine.engine.cli import run_cli
+    run_cli(main)
