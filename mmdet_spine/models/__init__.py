@@ -3,3 +3,4 @@ from . import layers  # noqa: F401
 from . import backbones  # noqa: F401
 from . import necks  # noqa: F401
 from . import dense_heads  # noqa: F401
+from . import detectors  # noqa: F401

@@ -11,6 +11,7 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmengine.registry import MODELS
 
 IntPair = Union[int, Sequence[int]]
 
@@ -35,7 +36,7 @@ class TFSamePad2d(nn.Module):
     """Pads a NCHW tensor the way TF 'SAME' does before a conv or pool.
 
     With ``input_size`` the padding is computed once here (static, exportable with constant
-    pads); without it, it is computed from each input's shape.
+    pads); without it, or for an input of another size, it is computed from the input's shape.
 
     Args:
         kernel_size (int | tuple): Kernel of the following conv/pool.
@@ -51,8 +52,10 @@ class TFSamePad2d(nn.Module):
         self.kernel_size, self.stride, self.dilation = _pair(kernel_size), _pair(stride), _pair(dilation)
         self.value = value
         self.static_pad = None
+        self.input_size = None
         if input_size is not None:
-            self.static_pad = self._pads(_pair(input_size))
+            self.input_size = _pair(input_size)
+            self.static_pad = self._pads(self.input_size)
 
     def _pads(self, hw: Tuple[int, int]) -> Tuple[int, int, int, int]:
         ph = tf_same_padding(hw[0], self.kernel_size[0], self.stride[0], self.dilation[0])
@@ -60,10 +63,89 @@ class TFSamePad2d(nn.Module):
         return (pw[0], pw[1], ph[0], ph[1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pads = self.static_pad if self.static_pad is not None else self._pads(x.shape[-2:])
+        if self.static_pad is not None and tuple(x.shape[-2:]) == self.input_size:
+            pads = self.static_pad  # constants: what a trace or an export records
+        else:  # no size given at build time, or another size than promised: still exact
+            pads = self._pads(tuple(x.shape[-2:]))
         if not any(pads):
             return x
         return F.pad(x, pads, value=self.value)
 
     def extra_repr(self) -> str:
         return f'kernel_size={self.kernel_size}, stride={self.stride}, static_pad={self.static_pad}'
+
+
+def _static_symmetric(kernel_size: Tuple[int, int], stride: Tuple[int, int],
+                      dilation: Tuple[int, int]) -> Optional[Tuple[int, int]]:
+    """Symmetric padding equal to TF 'SAME' for any input size, or None if there is none."""
+    if stride != (1, 1):
+        return None
+    pads = []
+    for k, d in zip(kernel_size, dilation):
+        total = (k - 1) * d
+        if total % 2:
+            return None
+        pads.append(total // 2)
+    return tuple(pads)
+
+
+@MODELS.register_module('Conv2dTFSame')
+class Conv2dTFSame(nn.Conv2d):
+    """``nn.Conv2d`` with TensorFlow 'SAME' padding.
+
+    Stride-1 convolutions with an odd (dilated) kernel get ordinary symmetric padding (that is
+    what TF does for them, at no cost). Any other case pads asymmetrically as TF does; with
+    ``input_size`` the pads are fixed here, once, so that the forward runs a constant pad
+    (exportable, no per-call arithmetic), otherwise they are computed from each input.
+
+    Registered in mmengine's ``MODELS`` as ``'Conv2dTFSame'`` so that mmcv's
+    ``ConvModule(conv_cfg=dict(type='Conv2dTFSame', input_size=(h, w)))`` builds it. The
+    ``padding`` argument is accepted for that interface and ignored: 'SAME' decides.
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels.
+        kernel_size (int | tuple): Kernel size.
+        stride (int | tuple): Stride. Default: 1.
+        padding: Ignored (TF 'SAME' is applied). Default: 0.
+        dilation (int | tuple): Dilation. Default: 1.
+        groups (int): Groups. Default: 1.
+        bias (bool): Whether to add a bias. Default: True.
+        input_size (tuple, optional): (H, W) this layer always sees. Default: None.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair,
+                 stride: IntPair = 1, padding=0, dilation: IntPair = 1, groups: int = 1,
+                 bias: bool = True, input_size: Optional[IntPair] = None, **kwargs):
+        kernel_size, stride, dilation = _pair(kernel_size), _pair(stride), _pair(dilation)
+        symmetric = _static_symmetric(kernel_size, stride, dilation)
+        super().__init__(in_channels, out_channels, kernel_size, stride,
+                         padding=symmetric or 0, dilation=dilation, groups=groups, bias=bias,
+                         **kwargs)
+        self.pad = None if symmetric is not None else TFSamePad2d(
+            kernel_size, stride, dilation, input_size=input_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pad is not None:
+            x = self.pad(x)
+        return super().forward(x)
+
+
+class MaxPool2dTFSame(nn.Module):
+    """Max-pooling with TensorFlow 'SAME' padding (padded cells never win: they hold -inf).
+
+    Args:
+        kernel_size (int | tuple): Pooling window.
+        stride (int | tuple): Stride.
+        input_size (tuple, optional): (H, W) this layer always sees; fixes the pads at build
+            time. Default: None.
+    """
+
+    def __init__(self, kernel_size: IntPair, stride: IntPair,
+                 input_size: Optional[IntPair] = None):
+        super().__init__()
+        self.pad = TFSamePad2d(kernel_size, stride, input_size=input_size, value=float('-inf'))
+        self.pool = nn.MaxPool2d(kernel_size, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.pad(x))

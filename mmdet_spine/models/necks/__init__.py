@@ -1,1 +1,2 @@
 """Registered necks of mmdet-spine."""
+from .bifpn import BiFPN  # noqa: F401
