@@ -15,6 +15,8 @@ from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ..layers import tf_conv_init
+
 #: The B0 stages: (block repeats, depthwise kernel, first stride, expand ratio, out channels).
 #: Every block has squeeze-excitation with 1/4 of the block's input channels.
 B0_STAGES = (
@@ -71,7 +73,9 @@ class TFEfficientNet(BaseModule):
         frozen_stages (int): Stages frozen (stem is stage -1 ... 0 freezes the stem and stage 0;
             -1 freezes nothing). Default: -1.
         with_cp (bool): Gradient checkpointing inside blocks. Default: False.
-        init_cfg (dict | list[dict], optional): Initialisation config.
+        init_cfg (dict | list[dict], optional): Initialisation config (e.g. ``Pretrained``).
+            Default: None, TF's EfficientNet initialiser (normal, std sqrt(2 / fan_out) with
+            the depthwise fan-out counted per group).
 
     Example:
         >>> net = TFEfficientNet('b0', input_size=128).eval()
@@ -102,8 +106,7 @@ class TFEfficientNet(BaseModule):
                  norm_eval: bool = False,
                  frozen_stages: int = -1,
                  with_cp: bool = False,
-                 init_cfg=dict(type='Kaiming', layer='Conv2d', mode='fan_out',
-                               nonlinearity='relu')):
+                 init_cfg=None):
         super().__init__(init_cfg)
         if arch not in self.arch_settings:
             raise KeyError(f'arch={arch!r} is not an EfficientNet; valid choices: '
@@ -157,6 +160,11 @@ class TFEfficientNet(BaseModule):
         self.out_channels = [self.out_channels[i] for i in self.out_indices]
         self.out_strides = [STAGE_STRIDES[i] for i in self.out_indices]
         self._freeze_stages()
+
+    def init_weights(self):
+        super().init_weights()
+        if self.init_cfg is None:
+            tf_conv_init(self, 'efficientnet')
 
     def _freeze_stages(self):
         if self.frozen_stages < 0:

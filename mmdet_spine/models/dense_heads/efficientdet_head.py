@@ -13,7 +13,7 @@ from mmdet.models.dense_heads import AnchorHead
 from mmdet.models.task_modules.prior_generators import AnchorGenerator
 from mmdet.registry import MODELS, TASK_UTILS
 
-from ..layers import SeparableConvModule
+from ..layers import SeparableConvModule, tf_conv_init
 
 
 @TASK_UTILS.register_module()
@@ -79,8 +79,10 @@ class EfficientDetSepBNHead(AnchorHead):
         norm_cfg (dict): Norm config. Default: BN, momentum 0.01, eps 1e-3.
         act_cfg (dict): Activation. Default: ``dict(type='SiLU')``.
         prior_prob (float): Initial foreground probability of the class bias. Default: 0.01.
+        init_cfg (dict | list[dict], optional): Initialisation config. Default: None, TF's
+            variance scaling (normal, std sqrt(1 / fan_in)) with the class prior bias.
         **kwargs: Passed to mmdet's ``AnchorHead`` (anchor_generator, bbox_coder, losses,
-            train_cfg, test_cfg, init_cfg).
+            train_cfg, test_cfg).
     """
 
     def __init__(self,
@@ -92,8 +94,7 @@ class EfficientDetSepBNHead(AnchorHead):
                  norm_cfg: dict = dict(type='BN', momentum=0.01, eps=1e-3),
                  act_cfg: dict = dict(type='SiLU'),
                  prior_prob: float = 0.01,
-                 init_cfg=dict(type='Kaiming', layer='Conv2d', mode='fan_in',
-                               nonlinearity='linear', distribution='normal', bias=0),
+                 init_cfg=None,
                  **kwargs):
         self.stacked_convs = stacked_convs
         self.num_levels = num_levels
@@ -126,6 +127,9 @@ class EfficientDetSepBNHead(AnchorHead):
 
     def init_weights(self) -> None:
         super().init_weights()
+        if self.init_cfg is not None:
+            return
+        tf_conv_init(self, 'variance_scaling')
         bias = -math.log((1 - self.prior_prob) / self.prior_prob)
         nn.init.constant_(self.cls_pred.pointwise_conv.conv.bias, bias)
 

@@ -132,3 +132,42 @@ def efficientdet_model_cfg(variant: str = 'd0',
             nms=dict(type='soft_nms', iou_threshold=0.5, sigma=0.5, method='gaussian',
                      min_score=0.001),
             max_per_img=100))
+
+
+def efficientdet_coco_pipelines(variant: str = 'd0', backend_args: Optional[dict] = None):
+    """automl's COCO train / test pipelines at the variant's input size.
+
+    Training: horizontal flip, scale jitter 0.1-2.0 of the input size, random crop to it;
+    both pad to exactly ``input_size`` (so the build-time 'SAME' pads apply) with the mean
+    colour, because automl normalises before padding (its padding is 0 after normalisation).
+
+    Args:
+        variant (str): 'd0' .. 'd7', 'd7x'.
+        backend_args (dict, optional): File backend of ``LoadImageFromFile``.
+
+    Returns:
+        tuple[list[dict], list[dict]]: ``(train_pipeline, test_pipeline)``.
+    """
+    size = efficientdet_variant(variant)['input_size']
+    scale = (size, size)
+    pad = dict(type='Pad', size=scale, pad_val=dict(img=tuple(MEAN[::-1])))  # BGR images
+    train = [
+        dict(type='LoadImageFromFile', backend_args=backend_args),
+        dict(type='LoadAnnotations', with_bbox=True),
+        dict(type='RandomResize', scale=scale, ratio_range=(0.1, 2.0), keep_ratio=True),
+        dict(type='RandomCrop', crop_size=scale, crop_type='absolute',
+             allow_negative_crop=True),
+        dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2)),
+        dict(type='RandomFlip', prob=0.5),
+        pad,
+        dict(type='PackDetInputs'),
+    ]
+    test = [
+        dict(type='LoadImageFromFile', backend_args=backend_args),
+        dict(type='Resize', scale=scale, keep_ratio=True),
+        pad,
+        dict(type='LoadAnnotations', with_bbox=True),
+        dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                                              'scale_factor')),
+    ]
+    return train, test

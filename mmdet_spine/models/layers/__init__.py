@@ -7,10 +7,11 @@ from .cross_scale_resample import (PADDING_MODES, CrossScaleResample,
                                    DepthwiseCrossScaleResample, strided_max_pool)
 from .tf_padding import Conv2dTFSame, MaxPool2dTFSame
 from .separable_conv import SeparableConvModule
+from .tf_init import TF_INITS, tf_conv_init
 
 __all__ = ['FUSION_METHODS', 'FeatureFusion', 'check_fusion_method', 'TFSamePad2d',
            'tf_same_padding']
-__all__ += ['Conv2dTFSame', 'MaxPool2dTFSame', 'SeparableConvModule']
+__all__ += ['Conv2dTFSame', 'MaxPool2dTFSame', 'SeparableConvModule', 'TF_INITS', 'tf_conv_init']
 __all__ += ['RESIDUAL_BLOCKS', 'BottleneckBlock', 'ResidualBlock', 'build_act',
             'get_residual_block', 'PADDING_MODES', 'CrossScaleResample',
             'DepthwiseCrossScaleResample', 'strided_max_pool']

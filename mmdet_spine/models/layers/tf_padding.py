@@ -23,7 +23,8 @@ def _pair(v: IntPair) -> Tuple[int, int]:
 def tf_same_padding(size: int, kernel_size: int, stride: int = 1,
                     dilation: int = 1) -> Tuple[int, int]:
     """(before, after) padding that TF 'SAME' applies to one dimension of ``size``."""
-    total = max((math.ceil(size / stride) - 1) * stride + (kernel_size - 1) * dilation + 1 - size, 0)
+    total = (math.ceil(size / stride) - 1) * stride + (kernel_size - 1) * dilation + 1 - size
+    total = max(total, 0)
     return total // 2, total - total // 2
 
 
@@ -49,7 +50,8 @@ class TFSamePad2d(nn.Module):
     def __init__(self, kernel_size: IntPair, stride: IntPair, dilation: IntPair = 1,
                  input_size: Optional[IntPair] = None, value: float = 0.0):
         super().__init__()
-        self.kernel_size, self.stride, self.dilation = _pair(kernel_size), _pair(stride), _pair(dilation)
+        self.kernel_size, self.stride = _pair(kernel_size), _pair(stride)
+        self.dilation = _pair(dilation)
         self.value = value
         self.static_pad = None
         self.input_size = None

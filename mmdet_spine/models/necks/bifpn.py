@@ -12,7 +12,8 @@ from mmcv.cnn import ConvModule, build_activation_layer
 from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 
-from ..layers import FeatureFusion, MaxPool2dTFSame, SeparableConvModule, check_fusion_method
+from ..layers import (FeatureFusion, MaxPool2dTFSame, SeparableConvModule, check_fusion_method,
+                      tf_conv_init)
 
 Size = Tuple[int, int]
 
@@ -184,7 +185,8 @@ class BiFPN(BaseModule):
         norm_cfg (dict): Norm config. Default: BN, momentum 0.01, eps 1e-3 (TF's).
         act_cfg (dict): Activation after fusion. Default: ``dict(type='SiLU')``.
         eps (float): Fast-fusion stabiliser. Default: 1e-4.
-        init_cfg (dict | list[dict], optional): Initialisation config. Default: Xavier uniform.
+        init_cfg (dict | list[dict], optional): Initialisation config. Default: None, TF's
+            Glorot-uniform with the depthwise fan-out counted per group (as automl / effdet).
 
     Example:
         >>> neck = BiFPN([40, 112, 320], 64, num_stages=3, input_size=256).eval()
@@ -208,7 +210,7 @@ class BiFPN(BaseModule):
                  norm_cfg: dict = dict(type='BN', momentum=0.01, eps=1e-3),
                  act_cfg: dict = dict(type='SiLU'),
                  eps: float = 1e-4,
-                 init_cfg=dict(type='Xavier', layer='Conv2d', distribution='uniform')):
+                 init_cfg=None):
         super().__init__(init_cfg)
         fusion = check_fusion_method(fusion, 'fusion')
         in_channels = list(in_channels)
@@ -230,7 +232,9 @@ class BiFPN(BaseModule):
 
         sizes = None
         if input_size is not None:
-            input_size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+            if isinstance(input_size, int):
+                input_size = (input_size, input_size)
+            input_size = tuple(input_size)
             max_level = min_level + num_outs - 1
             multiple = 2**max_level
             for name, s in zip(('height', 'width'), input_size):
@@ -259,6 +263,11 @@ class BiFPN(BaseModule):
                 act_cfg=act_cfg, conv_cfg=conv_cfg, tf_same_padding=tf_same_padding,
                 sizes=sizes, eps=eps))
             level_channels = [out_channels] * num_outs
+
+    def init_weights(self):
+        super().init_weights()
+        if self.init_cfg is None:
+            tf_conv_init(self, 'glorot_uniform')
 
     def forward(self, inputs: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, ...]:
         if len(inputs) != len(self.in_channels):
