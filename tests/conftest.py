@@ -10,3 +10,12 @@ def tiny_shapes(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('data') / 'shapes_tiny') + '/'
     ensure_shapes_dataset(root, **TINY_SPEC)
     return root
+
+
+@pytest.fixture(autouse=True, scope='session')
+def _flush_denormals():
+    """Randomly initialised nets drift into denormal floats, which x86 CPUs compute up to
+    100x slower (see FlushDenormalHook); flush them for the whole test session."""
+    import torch
+    torch.set_flush_denormal(True)
+    yield

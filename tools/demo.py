@@ -13,7 +13,7 @@ import time
 
 from mmengine.config import DictAction
 
-DEFAULT_CONFIG = 'configs/spinenet/retinanet_spinenet-49s-tiny_8xb8-8e_shapes.py'
+DEFAULT_CONFIG = 'configs/spinenet/retinanet_spinenet-49s-tiny_8xb8-5e_shapes.py'
 
 
 def parse_args():
@@ -56,7 +56,7 @@ def main():
         result = inference_detector(model, path)
         img = mmcv.imconvert(mmcv.imread(path), 'bgr', 'rgb')
         out_file = osp.join(out_dir, osp.basename(path))
-        visualizer.add_datasample(osp.basename(path), img, data_sample=result, draw_gt=True,
+        visualizer.add_datasample(osp.basename(path), img, data_sample=result, draw_gt=False,
                                   show=False, pred_score_thr=0.3, out_file=out_file)
     bbox_map = metrics.get('coco/bbox_mAP')
     print(f'\nDemo finished in {minutes:.1f} min: COCO bbox mAP@[.5:.95] = {bbox_map:.3f} '

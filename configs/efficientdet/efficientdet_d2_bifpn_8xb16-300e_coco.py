@@ -1,6 +1,6 @@
 # EfficientDet-D2 on COCO (80 classes), automl's recipe.
 # Every size and width comes from EFFICIENTDET_SCALING['d2']; nothing is copied here.
-_base_ = ['./efficientdet_300e_coco_recipe.py']
+_base_ = ['../_base_/schedules/efficientdet_300e_coco_recipe.py']
 from mmdet_spine.models.detectors.efficientdet_scaling import (efficientdet_coco_pipelines,
                                                                efficientdet_model_cfg)
 

@@ -10,15 +10,16 @@ norm_cfg = dict(type='BN', momentum=0.03, eps=1e-3, requires_grad=True)
 model = dict(
     data_preprocessor=dict(pad_size_divisor=128),
     backbone=dict(arch='49S', filter_size_scale=0.35, endpoints_num_filters=64,
-                  norm_cfg=norm_cfg, act_cfg=dict(type='ReLU'), drop_path_rate=0.0),
+                  norm_cfg=norm_cfg, act_cfg=dict(type='ReLU'), drop_path_rate=0.0,
+                  zero_init_residual=True),
     bbox_head=dict(num_classes=3, in_channels=64, feat_channels=64, stacked_convs=2,
                    norm_cfg=norm_cfg, act_cfg=dict(type='ReLU')))
-max_epochs = 8
+max_epochs = 5
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=200),
     dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=max_epochs, T_max=max_epochs,
          eta_min_ratio=0.05, convert_to_iter_based=True),
 ]
-optim_wrapper = dict(optimizer=dict(lr=0.04))
+optim_wrapper = dict(optimizer=dict(lr=0.02))
 default_hooks = dict(checkpoint=dict(interval=2, max_keep_ckpts=1))

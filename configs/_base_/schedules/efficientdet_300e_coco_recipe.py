@@ -3,7 +3,7 @@
 # table in mmdet_spine/models/detectors/efficientdet_scaling.py. Not a runnable config alone.
 _base_ = [
     'mmdet::_base_/datasets/coco_detection.py',
-    '../_base_/default_runtime.py',
+    '../default_runtime.py',
 ]
 
 max_epochs = 300
@@ -25,6 +25,7 @@ optim_wrapper = dict(
     paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0),
     clip_grad=dict(max_norm=10, norm_type=2))
 custom_hooks = [
+    dict(type='FlushDenormalHook'),
     dict(type='EMAHook', ema_type='ExponentialMovingAverage', momentum=0.0002,
          update_buffers=True, priority=49),
 ]

@@ -1,0 +1,6 @@
+# RetinaNet + SpineNet-49 at 640 on the recipe shortened to 50 epochs.
+_base_ = [
+    '../_base_/models/retinanet_spinenet-49.py',
+    '../_base_/datasets/coco_detection_lsj-640.py',
+    '../_base_/schedules/spinenet_sgd-50e.py',
+]

@@ -1,0 +1,14 @@
+# RetinaNet + SpineNet-Mobile-49S:
+# input 384 (not checked against a TF config: the ECCV paper's table as we recall it).
+# As TF's mobile recipe: anchor size 3, swish, stochastic depth 0.2, weight decay 3e-5; the
+# head's width is the endpoints' (40). TF's head uses separable convs; this one uses plain
+# convs (RetinaSepBNActHead has no separable option), so it has more parameters than TF's.
+_base_ = [
+    '../_base_/models/retinanet_spinenet-49.py',
+    '../_base_/datasets/coco_detection_lsj-384.py',
+    '../_base_/schedules/spinenet_sgd-500e.py',
+]
+model = dict(
+    backbone=dict(type='SpineNetMobile', arch='49S'),
+    bbox_head=dict(in_channels=40, feat_channels=40))
+optim_wrapper = dict(optimizer=dict(weight_decay=3e-5))

@@ -1,0 +1,6 @@
+# Mask R-CNN + ResNet-50-FPN at 640 on the SpineNet recipe: the paper's baseline for SpineNet-49.
+_base_ = [
+    '../_base_/models/mask-rcnn_spineresnet-50_fpn.py',
+    '../_base_/datasets/coco_instance_lsj-640.py',
+    '../_base_/schedules/spinenet_sgd-500e.py',
+]

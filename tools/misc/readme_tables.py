@@ -1,0 +1,98 @@
+"""Generate the README's architecture tables from the code's tables (never by hand).
+
+Usage:
+    python tools/misc/readme_tables.py --write   # rewrite the tables in README.md
+    python tools/misc/readme_tables.py --check   # exit 1 if README.md has drifted
+
+Each table sits between ``<!-- BEGIN name -->`` and ``<!-- END name -->`` markers. Parameter
+counts are computed by building the models (on the ``meta`` device where possible).
+"""
+import argparse
+import os.path as osp
+import re
+import sys
+
+import torch
+
+README = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'README.md')
+
+
+def _params(cfg) -> int:
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
+    try:
+        with torch.device('meta'):
+            model = MODELS.build(cfg)
+    except RuntimeError:  # some parts (anchor generators) compute on real tensors at build
+        model = MODELS.build(cfg)
+    return sum(p.numel() for p in model.parameters())
+
+
+def spinenet_table() -> str:
+    from mmdet_spine.models.backbones.spinenet import SPINENET_ARCH_SETTINGS
+    from mmdet_spine.models.backbones.spinenet_mobile import SpineNetMobile
+    rows = ['| backbone | endpoints | filter scale | resample α | block repeats | params (P3–P7) |',
+            '|---|---|---|---|---|---|']
+    for arch, s in SPINENET_ARCH_SETTINGS.items():
+        n = _params(dict(type='SpineNet', arch=arch))
+        rows.append(f"| SpineNet-{arch} | {s['endpoints_num_filters']} | "
+                    f"{s['filter_size_scale']} | {s['resample_alpha']} | {s['block_repeats']} | "
+                    f'{n:,} |')
+    for arch, s in SpineNetMobile.arch_settings.items():
+        n = _params(dict(type='SpineNetMobile', arch=arch))
+        rows.append(f"| SpineNet-Mobile-{arch} | {s['endpoints_num_filters']} | "
+                    f"{s['filter_size_scale']} | {s.get('resample_alpha', '–')} | "
+                    f"{s.get('block_repeats', 1)} | {n:,} |")
+    return '\n'.join(rows)
+
+
+def efficientdet_table() -> str:
+    from mmdet_spine.models.detectors.efficientdet_scaling import (EFFICIENTDET_SCALING,
+                                                                    efficientdet_model_cfg)
+    rows = ['| model | input | backbone | BiFPN width | BiFPN layers | head layers | '
+            'anchor scale | fusion | levels | params (90 classes) |',
+            '|---|---|---|---|---|---|---|---|---|---|']
+    for v, s in EFFICIENTDET_SCALING.items():
+        n = _params(efficientdet_model_cfg(v))
+        lo, hi = s['levels']
+        rows.append(f"| EfficientDet-{v.upper()} | {s['input_size']} | "
+                    f"EfficientNet-{s['backbone'].upper()} | {s['bifpn_channels']} | "
+                    f"{s['bifpn_stages']} | {s['head_convs']} | {s['anchor_scale']} | "
+                    f"{s['fusion']} | P{lo}–P{hi} | {n:,} |")
+    return '\n'.join(rows)
+
+
+TABLES = {'spinenet-table': spinenet_table, 'efficientdet-table': efficientdet_table}
+
+
+def render(text: str) -> str:
+    for name, make in TABLES.items():
+        pattern = re.compile(rf'(<!-- BEGIN {name} -->\n)(?:.*?\n)?(<!-- END {name} -->)', re.S)
+        if not pattern.search(text):
+            raise SystemExit(f'README.md has no <!-- BEGIN {name} --> ... <!-- END {name} --> block')
+        text = pattern.sub(lambda m: m.group(1) + make() + '\n' + m.group(2), text)
+    return text
+
+
+def main():
+    parser = argparse.ArgumentParser(description='README tables from the code')
+    parser.add_argument('--write', action='store_true')
+    parser.add_argument('--check', action='store_true')
+    args = parser.parse_args()
+    import mmdet_spine  # noqa: F401
+    with open(README) as f:
+        current = f.read()
+    wanted = render(current)
+    if args.write:
+        with open(README, 'w') as f:
+            f.write(wanted)
+    elif args.check and wanted != current:
+        print('README.md tables differ from the code; run tools/misc/readme_tables.py --write')
+        sys.exit(1)
+    elif not args.check:
+        print(wanted)
+
+
+if __name__ == '__main__':
+    main()
