@@ -141,7 +141,7 @@ def test_recipe_config_matches_its_name(path):
     ('190', 4, 512, 7)])
 def test_retinanet_spinenet_follows_paper(arch, anchor, width, convs):
     """Head width / depth and anchor size per model (paper / TF configs)."""
-    path, = glob.glob(osp.join(CONFIG_ROOT, 'spinenet', f'retinanet_spinenet-{arch}_*500e*.py'))
+    path, = glob.glob(osp.join(CONFIG_ROOT, 'spinenet', f'retinanet_spinenet-{arch}_32xb8-lsj-500e_coco-*.py'))
     cfg = Config.fromfile(path)
     head = cfg.model.bbox_head
     assert cfg.model.backbone.arch == arch.upper()
