@@ -4,7 +4,7 @@ torch >= 2.6 loads with ``weights_only=True`` by default, which refuses the few 
 objects mmengine itself pickles into a checkpoint (its ``HistoryBuffer``, numpy arrays and
 scalars in the message hub), so mmengine 0.10.7's ``--resume`` and ``tools/test.py`` fail with
 ``UnpicklingError``. Conversely, mmengine loads ``http(s)://`` checkpoints through
-``torch.hub.load_state_dict_from_url``, whose default is ``weights_only=False``: a downloaded
+``torch.hub.load_state_dict_from_url``, which unpickles without restriction by default: a downloaded
 file could run arbitrary code.
 
 :func:`install_safe_loaders` replaces mmengine's local and http(s) checkpoint loaders with
