@@ -67,6 +67,11 @@ class SpineResNet(BaseModule):
             residual branch with probability ``rate * k / N``. Default: 0.
         with_cp (bool): Gradient checkpointing in the blocks. Default: False.
         zero_init_residual (bool): Zero-init the last norm of each block. Default: True.
+        num_classes (int, optional): Classification mode (ImageNet-style, as detectron2 /
+            torchvision): global average pooling of the last stage and a linear layer ``fc``
+            to ``num_classes`` logits; ``forward`` then returns a ``(N, num_classes)`` tensor
+            instead of the tuple of stage outputs. Its keys match torchvision's ``fc``.
+            Default: None (backbone mode).
         init_cfg (dict | list[dict], optional): Initialisation config. Default: Kaiming for
             convs, constant 1 for norms.
 
@@ -90,6 +95,7 @@ class SpineResNet(BaseModule):
                  stage_with_dcn: Sequence[bool] = (False, False, False, False),
                  groups: int = 1, base_width: int = 64, drop_path_rate: float = 0.,
                  with_cp: bool = False, zero_init_residual: bool = True,
+                 num_classes: Optional[int] = None,
                  init_cfg=[dict(type='Kaiming', layer='Conv2d'),
                            dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])]):
         super().__init__(init_cfg=init_cfg)
@@ -160,6 +166,13 @@ class SpineResNet(BaseModule):
             self.res_layers.append(name)
             if i in self.out_indices:
                 self.out_channels.append(in_ch)
+        self.num_classes = num_classes
+        if num_classes is not None:
+            if num_classes < 1:
+                raise ValueError(f'num_classes={num_classes} must be >= 1 (or None for a '
+                                 'backbone)')
+            self.avgpool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(in_ch, num_classes)
         self._freeze_stages()
 
     @property
@@ -183,6 +196,8 @@ class SpineResNet(BaseModule):
             x = getattr(self, name)(x)
             if i in self.out_indices:
                 outs.append(x)
+        if self.num_classes is not None:
+            return self.fc(torch.flatten(self.avgpool(x), 1))
         return tuple(outs)
 
     def train(self, mode: bool = True):

@@ -107,3 +107,17 @@ def test_drop_path_act_and_norm_options():
 def test_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         SpineResNet(**kwargs)
+
+
+def test_classification_mode():
+    """GAP + linear head for ImageNet-style use; logits shape and trainable fc."""
+    import torch
+    model = SpineResNet(depth=18, num_classes=10)
+    logits = model(torch.rand(2, 3, 64, 64))
+    assert logits.shape == (2, 10)
+    assert model.fc.in_features == 512 and model.fc.weight.shape == (10, 512)
+    logits.sum().backward()
+    assert model.fc.weight.grad is not None and model.conv1.weight.grad is not None
+    assert SpineResNet(depth=50, num_classes=5).fc.in_features == 2048
+    with pytest.raises(ValueError, match='num_classes=0'):
+        SpineResNet(depth=18, num_classes=0)
