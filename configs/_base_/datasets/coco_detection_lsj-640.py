@@ -1,7 +1,7 @@
 # COCO detection with large-scale jitter at 640x640 (the SpineNet recipe, as TF Model Garden's
 # RetinaNet parser): resize the long side to 640 x U(0.1, 2.0), random 640x640 crop, flip,
 # pad to 640x640. Test: long side to 640, pad to 640x640. The other sizes
-# (coco_detection_lsj-<size>.py) restate these pipelines at their size.
+# (coco_detection_lsj-<size>.py) derive these pipelines with their size.
 _base_ = 'mmdet::_base_/datasets/coco_detection.py'
 image_size = (640, 640)
 ratio_range = (0.1, 2.0)

@@ -81,6 +81,14 @@ class _ResBlockBase(BaseModule):
         self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
         self.act = build_act(act_cfg)
 
+    @property
+    def norm1(self) -> nn.Module:
+        return getattr(self, self.norm1_name)
+
+    @property
+    def norm2(self) -> nn.Module:
+        return getattr(self, self.norm2_name)
+
     def _make_shortcut(self):
         """The 1x1 conv + norm projection shortcut (``downsample``), when needed."""
         if self.use_projection:
@@ -179,14 +187,6 @@ class ResidualBlock(_ResBlockBase):
         self.last_norm_name = self.norm2_name
         self._make_shortcut()
 
-    @property
-    def norm1(self) -> nn.Module:
-        return getattr(self, self.norm1_name)
-
-    @property
-    def norm2(self) -> nn.Module:
-        return getattr(self, self.norm2_name)
-
     def _residual(self, x):
         out = self.act1(self.norm1(self.conv1(x)))
         return self.norm2(self.conv2(out))
@@ -260,14 +260,6 @@ class BottleneckBlock(_ResBlockBase):
         self.add_module(self.norm3_name, norm3)
         self.last_norm_name = self.norm3_name
         self._make_shortcut()
-
-    @property
-    def norm1(self) -> nn.Module:
-        return getattr(self, self.norm1_name)
-
-    @property
-    def norm2(self) -> nn.Module:
-        return getattr(self, self.norm2_name)
 
     @property
     def norm3(self) -> nn.Module:
