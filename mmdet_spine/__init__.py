@@ -11,5 +11,6 @@ from .version import __version__
 from . import engine  # noqa: F401  (safe checkpoint loading; must come first)
 from . import datasets  # noqa: F401
 from . import models  # noqa: F401
+from . import zoo  # noqa: F401  (registers the zoo:// checkpoint scheme)
 
 __all__ = ['__version__']

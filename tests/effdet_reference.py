@@ -3,12 +3,11 @@
 effdet and timm are installed from ``requirements/reference.txt`` with ``--no-deps``; they
 import behind :mod:`torchvision_standin`.
 """
-import importlib.util
 import os.path as osp
 
 import torch
 
-from helpers import REPO
+from helpers import REPO, load_tool
 
 _EFFDET = None
 
@@ -24,11 +23,7 @@ def effdet():
 
 def converter():
     """``tools/model_converters/effdet2mmdet.py`` as a module."""
-    path = osp.join(REPO, 'tools', 'model_converters', 'effdet2mmdet.py')
-    spec = importlib.util.spec_from_file_location('effdet2mmdet', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(osp.join(REPO, 'tools', 'model_converters', 'effdet2mmdet.py'), 'effdet2mmdet')
 
 
 def randomized_reference(name: str, size: int, seed: int = 0, **overrides):

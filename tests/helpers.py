@@ -1,4 +1,5 @@
 """Shared test helpers (tests/ is on sys.path via pytest.ini)."""
+import importlib.util
 import os
 import os.path as osp
 import socket
@@ -8,6 +9,20 @@ import sys
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TINY_CONFIG = osp.join(REPO, 'tests', 'data', 'configs', 'tiny_retinanet_shapes.py')
 TINY_SPEC = dict(num_train=16, num_val=8, img_size=128, max_objects=3, max_size=48)
+# The TF Model Garden reference environment (`make setup-test` creates it); MMDET_SPINE_TF_PYTHON
+# points elsewhere if it lives outside the checkout.
+TF_PYTHON = (os.environ.get('MMDET_SPINE_TF_PYTHON')
+             or osp.join(REPO, '.venv-tf', 'bin', 'python'))
+
+
+def load_tool(path: str, name: str = None):
+    """Import a script (tools/ is not a package) as a module; ``path`` may be repo-relative."""
+    path = path if osp.isabs(path) else osp.join(REPO, path)
+    name = name or osp.splitext(osp.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def free_port() -> int:

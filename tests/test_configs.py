@@ -126,7 +126,9 @@ def test_recipe_config_matches_its_name(path):
     assert steps.end == epochs and max(steps.milestones) < epochs
     by_type = {t.type: t for t in cfg.train_dataloader.dataset.pipeline}
     assert tuple(by_type['RandomResize'].scale) == (size, size)
-    assert tuple(by_type['RandomResize'].ratio_range) == (0.1, 2.0)
+    # LSJ 0.1-2.0; SpineNet-Mobile 0.5-2.0 as TF's coco_spinenet49*_mobile_tpu.yaml
+    jitter = (0.5, 2.0) if 'spinenet-mobile' in path else (0.1, 2.0)
+    assert tuple(by_type['RandomResize'].ratio_range) == jitter
     assert tuple(by_type['RandomCrop'].crop_size) == (size, size)
     assert tuple(by_type['Pad'].size) == (size, size)
     assert by_type['LoadAnnotations'].get('with_mask', False) == ('mask-rcnn' in path)

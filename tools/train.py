@@ -37,7 +37,7 @@ def main():
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
-    from mmdet_spine.engine import setup_distributed
+    from mmdet_spine.engine import find_resumable_checkpoint, setup_distributed
     from mmdet_spine.engine.cli import (UserError, check_resume_checkpoint, load_config,
                                         registry_hint)
 
@@ -52,7 +52,8 @@ def main():
                             'in the config')
         cfg.auto_scale_lr.enable = True
     if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
+        # the checkpoint last_checkpoint names if complete, else the newest complete one
+        cfg.resume, cfg.load_from = True, find_resumable_checkpoint(cfg.work_dir)
     elif args.resume is not None:
         check_resume_checkpoint(args.resume)
         cfg.resume, cfg.load_from = True, args.resume

@@ -6,12 +6,16 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=1),
+    # CheckpointHook whose files are complete or absent (temp file + fsync + rename).
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='DetVisualizationHook'))
 
 # Denormal floats make CPU training up to 10x slower (measured); flush them to zero.
-custom_hooks = [dict(type='FlushDenormalHook')]
+# NaN/Inf loss: stop at that iteration (action='skip' drops the update instead). Per-epoch
+# seeding makes a resumed run repeat the uninterrupted one.
+custom_hooks = [dict(type='FlushDenormalHook'), dict(type='NonFiniteLossHook'),
+                dict(type='EpochSeedHook')]
 
 env_cfg = dict(
     cudnn_benchmark=False,

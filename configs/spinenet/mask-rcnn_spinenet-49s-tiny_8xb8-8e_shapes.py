@@ -7,18 +7,19 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 norm_cfg = dict(type='BN', momentum=0.03, eps=1e-3, requires_grad=True)
+act_cfg = dict(type='ReLU')
 width = 64
 model = dict(
     backbone=dict(arch='49S', filter_size_scale=0.35, endpoints_num_filters=width,
-                  norm_cfg=norm_cfg, act_cfg=dict(type='ReLU'), drop_path_rate=0.0),
-    rpn_head=dict(in_channels=width, feat_channels=width),
+                  norm_cfg=norm_cfg, act_cfg=act_cfg, drop_path_rate=0.0),
+    rpn_head=dict(in_channels=width, feat_channels=width, norm_cfg=norm_cfg, act_cfg=act_cfg),
     roi_head=dict(
         bbox_roi_extractor=dict(out_channels=width),
         bbox_head=dict(num_classes=3, in_channels=width, conv_out_channels=width,
-                       fc_out_channels=256, norm_cfg=norm_cfg),
+                       fc_out_channels=256, norm_cfg=norm_cfg, act_cfg=act_cfg),
         mask_roi_extractor=dict(out_channels=width),
         mask_head=dict(num_classes=3, in_channels=width, conv_out_channels=width,
-                       norm_cfg=norm_cfg)),
+                       norm_cfg=norm_cfg, act_cfg=act_cfg)),
     # Few objects per image: 128 sampled RoIs (mmdet: 512) keep a CPU step quick.
     train_cfg=dict(rcnn=dict(sampler=dict(num=128))))
 max_epochs = 8

@@ -24,6 +24,8 @@ import numpy as np
 from mmdet.datasets import CocoDataset
 from mmdet.registry import DATASETS
 
+from .robust_coco import MissingDataError, RobustCocoMixin
+
 CLASSES = ('square', 'circle', 'triangle')
 PALETTE = [(220, 20, 60), (0, 128, 255), (60, 200, 60)]
 
@@ -190,8 +192,11 @@ def ensure_shapes_dataset(root: str, **spec) -> str:
 
 
 @DATASETS.register_module()
-class ShapesDataset(CocoDataset):
+class ShapesDataset(RobustCocoMixin, CocoDataset):
     """COCO-format shapes dataset (3 classes), generated on first use.
+
+    Bad samples are handled by :class:`~mmdet_spine.datasets.RobustCocoMixin` (argument
+    ``bad_sample``, default ``'skip'``).
 
     Args:
         auto_generate (bool): Generate the data under ``data_root`` when it is missing.
@@ -213,10 +218,10 @@ class ShapesDataset(CocoDataset):
         if not osp.isfile(self.ann_file):
             root = self.data_root or osp.dirname(osp.dirname(self.ann_file))
             if not self.auto_generate:
-                raise FileNotFoundError(f'Shapes annotations {self.ann_file} not found: '
+                raise MissingDataError(f'Shapes annotations {self.ann_file} not found: '
                                         + GENERATE_HINT.format(root=root))
             ensure_shapes_dataset(root, **self.generate_cfg)
             if not osp.isfile(self.ann_file):
-                raise FileNotFoundError(f'{self.ann_file} is not part of the shapes dataset '
+                raise MissingDataError(f'{self.ann_file} is not part of the shapes dataset '
                                         f'generated under {root}')
         return super().load_data_list()

@@ -176,11 +176,10 @@ def download_checkpoint(url: str, model_dir: Optional[str] = None, progress: boo
     fd, tmp = tempfile.mkstemp(prefix=f'.{name}.', suffix='.partial', dir=model_dir)
     os.close(fd)
     try:
-        try:
-            torch.hub.download_url_to_file(url, tmp, hash_prefix=None, progress=progress)
-        except Exception as e:
-            raise RuntimeError(f'Could not download {url} ({_first_line(e)}); place the file by '
-                               f'hand at {cached}') from None
+        # the zoo's downloader also refuses a download shorter than its Content-Length
+        # (torch.hub's keeps a connection dropped mid-file as if complete)
+        from ..zoo.cache import download
+        download(url, tmp, progress=progress, hand_path=cached)
         if expected_sha256:
             digest = _sha256(tmp)
             if not digest.startswith(expected_sha256):

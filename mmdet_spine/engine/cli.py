@@ -1,4 +1,5 @@
 """What ``tools/train.py`` and ``tools/test.py`` share: config loading and clear errors."""
+import argparse
 import contextlib
 import os.path as osp
 import sys
@@ -63,10 +64,28 @@ def check_resume_checkpoint(path: str) -> None:
 
 
 def run_cli(main) -> None:
-    """Run ``main()``; a :class:`UserError` or a refused checkpoint becomes one line, exit 2."""
+    """Run ``main()``; a :class:`UserError` or a refused checkpoint becomes one line, exit 2;
+    a deliberately stopped run (:class:`TrainingAborted`, e.g. a NaN loss) one line, exit 1."""
     from .checkpoint_safety import CheckpointSafetyError
+    from .nonfinite_loss import TrainingAborted
     try:
         main()
     except (UserError, CheckpointSafetyError) as e:
         print(f'error: {e}', file=sys.stderr)
         sys.exit(2)
+    except TrainingAborted as e:  # e.g. a NaN loss: the run itself failed, exit 1
+        print(f'error: {e}', file=sys.stderr)
+        sys.exit(1)
+
+
+def parse_size(text: str):
+    """``'640'`` -> (640, 640); ``'512x768'`` -> (512, 768) (H x W)."""
+    try:
+        parts = [int(p) for p in str(text).lower().split('x')]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2 or min(parts) < 1:
+        raise argparse.ArgumentTypeError(f'--input-size {text!r}: give N or HxW (positive ints)')
+    return tuple(parts)

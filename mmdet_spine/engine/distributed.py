@@ -4,6 +4,12 @@ mmengine 0.10.7 assumes CUDA for the ``pytorch`` launcher: it calls ``torch.cuda
 and wraps the model with ``device_ids=[LOCAL_RANK]``, and the default runtime asks for NCCL.
 On a CPU-only machine :func:`setup_distributed` initialises the process group with gloo
 itself (so the runner skips its own CUDA-only init) and makes DDP wrap a CPU model.
+
+Failure behaviour: every collective times out after ``env_cfg.dist_cfg.timeout`` seconds
+(default 1800), so a rank whose peer hangs exits with an error instead of waiting forever; a
+peer that dies closes its gloo connections and the others fail at their next collective;
+torchrun (``tools/dist_train.sh``) also stops the remaining workers when one exits with an
+error. NCCL runs get ``TORCH_NCCL_ASYNC_ERROR_HANDLING=1`` for the same behaviour.
 """
 import datetime
 import os
@@ -11,6 +17,8 @@ import os
 import torch
 import torch.distributed as dist
 from mmengine.config import Config
+
+from .cli import UserError
 
 
 def setup_distributed(cfg: Config, launcher: str) -> None:
@@ -21,12 +29,20 @@ def setup_distributed(cfg: Config, launcher: str) -> None:
         launcher (str): 'none', 'pytorch', 'slurm' or 'mpi'.
     """
     cfg.launcher = launcher
-    if launcher == 'none' or torch.cuda.is_available():
+    if launcher == 'none':
         return
     env_cfg = cfg.setdefault('env_cfg', {})
     dist_cfg = env_cfg.setdefault('dist_cfg', {})
-    dist_cfg['backend'] = 'gloo'
     timeout = dist_cfg.get('timeout', 1800)
+    if not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise UserError(f'env_cfg.dist_cfg.timeout must be a positive number of seconds, got '
+                         f'{timeout!r}')
+    dist_cfg['timeout'] = timeout  # mmengine's init_dist turns it into a timedelta
+    # NCCL: a failed or timed-out collective raises (and the process exits) instead of hanging.
+    os.environ.setdefault('TORCH_NCCL_ASYNC_ERROR_HANDLING', '1')
+    if torch.cuda.is_available():
+        return
+    dist_cfg['backend'] = 'gloo'
     wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel')
     wrapper.setdefault('broadcast_buffers', False)
     wrapper.setdefault('find_unused_parameters', cfg.get('find_unused_parameters', False))

@@ -3,4 +3,6 @@ from . import layers  # noqa: F401
 from . import backbones  # noqa: F401
 from . import necks  # noqa: F401
 from . import dense_heads  # noqa: F401
+from . import roi_heads  # noqa: F401
 from . import detectors  # noqa: F401
+from . import utils  # noqa: F401

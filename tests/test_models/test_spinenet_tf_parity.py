@@ -9,7 +9,6 @@ checkpoint -> .pth in one command) is exercised on a checkpoint the export write
 
 No skips: without ``.venv-tf`` these tests fail and say how to create it.
 """
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -20,13 +19,10 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import REPO
+from helpers import REPO, TF_PYTHON, load_tool
 from mmdet_spine.models.backbones.spinenet import (SPINENET_ARCH_SETTINGS, SPINENET_BLOCK_SPECS,
                                                    SPINENET_FILTER_SIZES)
 
-# MMDET_SPINE_TF_PYTHON points elsewhere if the TF environment lives outside the checkout
-TF_PYTHON = (os.environ.get('MMDET_SPINE_TF_PYTHON')
-             or osp.join(REPO, '.venv-tf', 'bin', 'python'))
 EXPORT = osp.join(REPO, 'tests', 'reference', 'tf_spinenet_export.py')
 CONVERTER = osp.join(REPO, 'tools', 'model_converters', 'spinenet_tf2mmdet.py')
 TOLERANCE = 1e-4
@@ -50,10 +46,7 @@ CKPT_CASE = '49S'
 
 
 def load_converter():
-    spec = importlib.util.spec_from_file_location('spinenet_tf2mmdet', CONVERTER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(CONVERTER, 'spinenet_tf2mmdet')
 
 
 conv = load_converter()

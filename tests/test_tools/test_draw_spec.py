@@ -1,21 +1,16 @@
 """tools/analysis_tools/draw_spec.py writes the block graph of an arch or a config as a PNG."""
-import importlib.util
 import os.path as osp
 
 import pytest
 
-from helpers import REPO
+from helpers import REPO, load_tool
 
 PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
 
 
 @pytest.fixture(scope='module')
 def draw_spec():
-    path = osp.join(REPO, 'tools', 'analysis_tools', 'draw_spec.py')
-    spec = importlib.util.spec_from_file_location('draw_spec', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(osp.join(REPO, 'tools', 'analysis_tools', 'draw_spec.py'), 'draw_spec')
 
 
 @pytest.mark.parametrize('source', [

@@ -1,11 +1,13 @@
-"""Generate the README's architecture tables from the code's tables (never by hand).
+"""Generate the README's tables from the code's tables and the metafiles (never by hand).
 
 Usage:
     python tools/misc/readme_tables.py --write   # rewrite the tables in README.md
     python tools/misc/readme_tables.py --check   # exit 1 if README.md has drifted
 
 Each table sits between ``<!-- BEGIN name -->`` and ``<!-- END name -->`` markers. Parameter
-counts are computed by building the models (on the ``meta`` device where possible).
+counts are computed by building the models (on the ``meta`` device where possible); the model
+zoo tables come from ``configs/*/metafile.yml`` (whose numbers
+``tools/analysis_tools/model_complexity.py --update-metafiles`` computes).
 """
 import argparse
 import os.path as osp
@@ -63,7 +65,49 @@ def efficientdet_table() -> str:
     return '\n'.join(rows)
 
 
-TABLES = {'spinenet-table': spinenet_table, 'efficientdet-table': efficientdet_table}
+def _metafile_models(family: str):
+    import yaml
+    path = osp.join(osp.dirname(README), 'configs', family, 'metafile.yml')
+    with open(path) as f:
+        return yaml.safe_load(f)['Models']
+
+
+def _zoo_weights(m) -> str:
+    url = m.get('Weights')
+    if not url:
+        return '–'
+    up = m.get('Upstream') or {}
+    name = osp.basename(url.split('?')[0])
+    if up.get('Converter') and up['Converter'] == 'spinenet_tf2mmdet':
+        how = f"`{up['Converter']}` (needs TF)"
+    elif up.get('Converter'):
+        how = f"`{up['Converter']}`"
+    else:
+        how = 'no converter yet'
+    return f'[{name}]({url}), {how}'
+
+
+def zoo_table(family: str) -> str:
+    """One README row per metafile model: config, size, params, FLOPs, published AP, weights."""
+    rows = ['| zoo name | config | input | params | FLOPs | box AP (published) | '
+            'official weights, converter |', '|---|---|---|---|---|---|---|']
+    for m in _metafile_models(family):
+        meta = m['Metadata']
+        ap = next((r['Metrics']['box AP'] for r in m.get('Results') or []
+                   if 'box AP' in r['Metrics']), None)
+        params = f"{meta['Parameters'] / 1e6:.1f} M" if meta.get('Parameters') else '?'
+        flops = f"{meta['FLOPs'] / 1e9:.1f} G" if meta.get('FLOPs') else '?'
+        config = m['Config']
+        rows.append(f"| `{m['Name']}` | [{osp.basename(config)[:-3]}]({config}) | "
+                    f"{meta['Input Size']} | {params} | {flops} | "
+                    f"{'–' if ap is None else ap} | {_zoo_weights(m)} |")
+    return '\n'.join(rows)
+
+
+TABLES = {'spinenet-table': spinenet_table, 'efficientdet-table': efficientdet_table,
+          'zoo-efficientdet-table': lambda: zoo_table('efficientdet'),
+          'zoo-spinenet-table': lambda: zoo_table('spinenet'),
+          'zoo-spineresnet-table': lambda: zoo_table('spineresnet')}
 
 
 def render(text: str) -> str:

@@ -29,7 +29,8 @@ test_pipeline = [
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
 ]
 # 8 images per GPU; every image is padded to image_size, so no aspect-ratio grouping.
+# RobustCocoDataset: clear errors for bad annotation files, counted skips for bad samples.
 train_dataloader = dict(batch_size=8, num_workers=4, batch_sampler=None,
-                        dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+                        dataset=dict(type='RobustCocoDataset', pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(type='RobustCocoDataset', pipeline=test_pipeline))
 test_dataloader = val_dataloader

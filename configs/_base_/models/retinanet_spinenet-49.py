@@ -17,8 +17,13 @@ model = dict(
     bbox_head=dict(
         type='RetinaSepBNActHead', num_classes=80, num_ins=5, in_channels=256,
         stacked_convs=4, feat_channels=256, norm_cfg=norm_cfg, act_cfg=act_cfg,
+        # TF's anchors (official/vision/ops/anchor.py): size 3 x stride x 2^(i/3), aspect
+        # ratios 0.5/1/2, centred at (k + 0.5) x stride -> center_offset=0.5. TF orders them
+        # scale-major with width/height ratios; mmdet's default order is kept here and
+        # tools/model_converters/spinenet_tf2mmdet.py permutes converted TF weights to it.
         anchor_generator=dict(type='AnchorGenerator', octave_base_scale=3, scales_per_octave=3,
-                              ratios=[0.5, 1.0, 2.0], strides=[8, 16, 32, 64, 128]),
+                              ratios=[0.5, 1.0, 2.0], strides=[8, 16, 32, 64, 128],
+                              center_offset=0.5),
         bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[.0, .0, .0, .0],
                         target_stds=[1.0, 1.0, 1.0, 1.0]),
         loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=1.5, alpha=0.25, loss_weight=1.0),

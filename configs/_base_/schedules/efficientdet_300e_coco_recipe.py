@@ -26,8 +26,10 @@ optim_wrapper = dict(
     clip_grad=dict(max_norm=10, norm_type=2))
 custom_hooks = [
     dict(type='FlushDenormalHook'),
+    dict(type='NonFiniteLossHook'),
+    dict(type='EpochSeedHook'),
     dict(type='EMAHook', ema_type='ExponentialMovingAverage', momentum=0.0002,
          update_buffers=True, priority=49),
 ]
-default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3))
+default_hooks = dict(checkpoint=dict(interval=10, max_keep_ckpts=3))
 auto_scale_lr = dict(enable=False, base_batch_size=128)

@@ -16,6 +16,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from mmdet.registry import MODELS
 
 from ..layers.residual_blocks import build_act, get_residual_block
+from ..layers.config_checks import check_act_cfg, check_norm_cfg
 
 #: depth -> (block type, blocks per stage).
 SPINE_RESNET_ARCH_SETTINGS = {
@@ -99,6 +100,8 @@ class SpineResNet(BaseModule):
                  init_cfg=[dict(type='Kaiming', layer='Conv2d'),
                            dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])]):
         super().__init__(init_cfg=init_cfg)
+        check_norm_cfg(norm_cfg, 'SpineResNet')
+        check_act_cfg(act_cfg, 'SpineResNet')
         if depth not in self.arch_settings:
             raise ValueError(f'depth={depth!r} is not a SpineResNet depth; valid choices: '
                              f"{', '.join(str(d) for d in self.arch_settings)}")

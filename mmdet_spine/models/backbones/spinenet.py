@@ -22,6 +22,7 @@ from mmdet.registry import MODELS
 
 from ..layers.cross_scale_resample import (CrossScaleResample, check_padding_mode,
                                            strided_max_pool)
+from ..layers.config_checks import check_act_cfg, check_norm_cfg
 from ..layers.fusion import FeatureFusion, check_fusion_method
 from ..layers.residual_blocks import build_act, get_residual_block
 from ..layers.tf_padding import TFSamePad2d
@@ -303,6 +304,8 @@ class SpineNet(BaseModule):
                            dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])]):
         super().__init__(init_cfg=init_cfg)
         name = self._display_name
+        check_norm_cfg(norm_cfg, name)
+        check_act_cfg(act_cfg, name)
         if arch not in self.arch_settings:
             raise ValueError(f'arch={arch!r} is not a {name} architecture; valid choices: '
                              f"{', '.join(self.arch_settings)}")

@@ -16,6 +16,7 @@ from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..layers import tf_conv_init
+from ..layers.config_checks import check_act_cfg, check_norm_cfg
 
 #: The B0 stages: (block repeats, depthwise kernel, first stride, expand ratio, out channels).
 #: Every block has squeeze-excitation with 1/4 of the block's input channels.
@@ -108,6 +109,8 @@ class TFEfficientNet(BaseModule):
                  with_cp: bool = False,
                  init_cfg=None):
         super().__init__(init_cfg)
+        check_norm_cfg(norm_cfg, 'TFEfficientNet')
+        check_act_cfg(act_cfg, 'TFEfficientNet')
         if arch not in self.arch_settings:
             raise KeyError(f'arch={arch!r} is not an EfficientNet; valid choices: '
                            f"{', '.join(self.arch_settings)}")

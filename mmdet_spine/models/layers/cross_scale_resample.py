@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
 
-from .tf_padding import TFSamePad2d
+from .tf_padding import MaxPool2dTFSame, TFSamePad2d
 
 #: Valid values of ``padding_mode``.
 PADDING_MODES = ('pytorch', 'tf_same')
@@ -31,8 +31,7 @@ def strided_max_pool(padding_mode: str = 'pytorch') -> nn.Module:
     goes: TF puts it at the end.
     """
     if check_padding_mode(padding_mode) == 'tf_same':
-        return nn.Sequential(TFSamePad2d(3, 2, value=float('-inf')),
-                             nn.MaxPool2d(kernel_size=3, stride=2))
+        return MaxPool2dTFSame(3, 2)
     return nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
 
 

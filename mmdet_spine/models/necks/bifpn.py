@@ -14,6 +14,7 @@ from mmengine.model import BaseModule
 
 from ..layers import (FeatureFusion, MaxPool2dTFSame, SeparableConvModule, check_fusion_method,
                       tf_conv_init)
+from ..layers.config_checks import check_act_cfg, check_norm_cfg
 
 Size = Tuple[int, int]
 
@@ -212,6 +213,8 @@ class BiFPN(BaseModule):
                  eps: float = 1e-4,
                  init_cfg=None):
         super().__init__(init_cfg)
+        check_norm_cfg(norm_cfg, 'BiFPN')
+        check_act_cfg(act_cfg, 'BiFPN')
         fusion = check_fusion_method(fusion, 'fusion')
         in_channels = list(in_channels)
         if not 0 <= start_level < len(in_channels):

@@ -52,3 +52,29 @@ def test_tf_init_counts_depthwise_fan_out_per_group():
     assert torch.all(dw.bias == 0)
     with pytest.raises(ValueError, match="kind='he'.*efficientnet, glorot_uniform"):
         tf_conv_init(dw, 'he')
+
+
+def test_copy_free_depthwise_conv_and_pool_equal_explicit_tf_pad():
+    # depthwise convs pad their kernel (zero tap) and pools use ceil_mode instead of copying
+    # the input: same windows as F.pad + op, for even, odd and mixed sizes, static or not
+    torch.manual_seed(0)
+    for h, w in [(32, 32), (33, 33), (32, 33), (7, 8), (2, 2), (1, 1)]:
+        for k, s in [(3, 2), (5, 2), (3, 1), (2, 2), (7, 2)]:
+            for size in (None, (h, w)):
+                x = torch.randn(2, 6, h, w)
+                dw = Conv2dTFSame(6, 6, k, s, groups=6, input_size=size)
+                expected = F.conv2d(TFSamePad2d(k, s)(x), dw.weight, dw.bias, s, groups=6)
+                torch.testing.assert_close(dw(x), expected, rtol=0, atol=1e-5)
+                pool = MaxPool2dTFSame(k, s, input_size=size)
+                padded = TFSamePad2d(k, s, value=float('-inf'))(x)
+                assert torch.equal(pool(x), F.max_pool2d(padded, k, s)), (h, w, k, s)
+
+
+def test_registered_swish_is_one_kernel_silu_with_mmcv_math():
+    import torch.nn as nn
+    from mmcv.cnn import build_activation_layer
+
+    act = build_activation_layer(dict(type='Swish'))
+    assert isinstance(act, nn.SiLU) and type(act).__name__ == 'Swish'
+    x = torch.linspace(-30, 30, 10001)
+    torch.testing.assert_close(act(x), x * torch.sigmoid(x), rtol=1e-6, atol=1e-6)

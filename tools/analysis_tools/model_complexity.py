@@ -1,0 +1,127 @@
+"""Parameters and FLOPs of the zoo's configs, and the metafiles' ``Metadata`` kept in sync.
+
+Parameters are counted on the model that the config builds. FLOPs are mmengine's
+``get_model_complexity_info`` count (one multiply-add = one FLOP, the convention of the
+SpineNet and EfficientDet papers) for one forward in mmdet's ``'tensor'`` mode (backbone, neck
+and heads' raw outputs; for two-stage detectors also the RPN proposals and RoI heads, as
+mmdet's ``get_flops.py`` counts them) on one square image of the metafile's ``Input Size``.
+
+The count traces a real CPU forward (mmengine's analyser cannot trace on the ``meta``
+device), so the 1280-1536 px models take minutes each: the numbers are computed once and
+stored in the metafiles; ``tests/test_zoo`` recomputes the parameters of every model and the
+FLOPs of a small one.
+
+Usage::
+
+    python tools/analysis_tools/model_complexity.py CONFIG [--size 640]
+    python tools/analysis_tools/model_complexity.py --update-metafiles [--only NAME_PART]
+"""
+import argparse
+import os.path as osp
+import sys
+
+import torch
+import yaml
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+METAFILES = [osp.join(REPO, 'configs', f, 'metafile.yml')
+             for f in ('efficientdet', 'spinenet', 'spineresnet')]
+
+
+def build_detector(config: str, device: str = 'cpu'):
+    """Build the config's model (eval mode) on ``device``."""
+    import mmdet_spine  # noqa: F401
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
+    cfg = Config.fromfile(config)
+    try:
+        with torch.device(device):
+            model = MODELS.build(cfg.model)
+    except RuntimeError:  # some parts (anchor generators) compute on real tensors at build
+        model = MODELS.build(cfg.model).to(device)
+    return model.eval()
+
+
+def count_parameters(model) -> int:
+    """Number of parameters (trainable or not; buffers excluded)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+class _TensorMode(torch.nn.Module):
+    """Calls the detector in mmdet's ``'tensor'`` mode with fixed data samples."""
+
+    def __init__(self, detector, size: int):
+        super().__init__()
+        from mmdet.structures import DetDataSample
+        self.detector = detector
+        sample = DetDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size),
+                                             pad_shape=(size, size), scale_factor=(1.0, 1.0),
+                                             batch_input_shape=(size, size)))
+        self.samples = [sample]
+
+    def forward(self, x):
+        return self.detector._forward(x, self.samples)
+
+
+def count_flops(config: str, size: int) -> int:
+    """FLOPs (multiply-adds) of one ``size`` x ``size`` forward in ``'tensor'`` mode."""
+    from mmengine.analysis import FlopAnalyzer
+    model = _TensorMode(build_detector(config), size)
+    x = torch.zeros(1, 3, size, size)
+    with torch.no_grad():
+        analyzer = FlopAnalyzer(model, (x,))
+        analyzer.unsupported_ops_warnings(False)
+        analyzer.uncalled_modules_warnings(False)
+        return int(analyzer.total())
+
+
+def update_metafiles(only: str = '', force: bool = False) -> None:
+    """Fill in ``Parameters`` and ``FLOPs`` of the metafiles' models (in place, one model at a
+    time, so an interrupted run keeps what it computed). Models that have both are skipped
+    unless ``force``."""
+    done = {}
+    for path in METAFILES:
+        with open(path) as f:
+            data = yaml.safe_load(f)
+        for m in data['Models']:
+            meta = m['Metadata']
+            key = (m['Config'], meta['Input Size'])
+            if only and only not in m['Name']:
+                continue
+            if key not in done and not force and meta.get('Parameters') and meta.get('FLOPs'):
+                done[key] = meta['Parameters'], meta['FLOPs']
+            if key not in done:
+                config = osp.join(REPO, m['Config'])
+                done[key] = (count_parameters(build_detector(config, 'meta')),
+                             count_flops(config, meta['Input Size']))
+                print(f'{m["Config"]} @{key[1]}: {done[key][0]:,} params, '
+                      f'{done[key][1] / 1e9:.2f} GFLOPs', flush=True)
+            meta['Parameters'], meta['FLOPs'] = done[key]
+            with open(path, 'w') as f:
+                yaml.safe_dump(data, f, sort_keys=False, width=100, allow_unicode=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config', nargs='?')
+    parser.add_argument('--size', type=int, default=640, help='square input size (pixels)')
+    parser.add_argument('--update-metafiles', action='store_true',
+                        help='recompute Parameters/FLOPs of every metafile model')
+    parser.add_argument('--only', default='', help='with --update-metafiles: names containing')
+    parser.add_argument('--force', action='store_true',
+                        help='with --update-metafiles: recompute models that have numbers')
+    args = parser.parse_args(argv)
+    if args.update_metafiles:
+        update_metafiles(args.only, args.force)
+    elif args.config:
+        params = count_parameters(build_detector(args.config, 'meta'))
+        flops = count_flops(args.config, args.size)
+        print(f'{args.config} @{args.size}: {params:,} params, {flops / 1e9:.2f} GFLOPs')
+    else:
+        parser.error('give a CONFIG or --update-metafiles')
+
+
+if __name__ == '__main__':
+    sys.exit(main())
