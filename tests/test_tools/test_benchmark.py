@@ -46,6 +46,18 @@ def test_summary_and_sizes():
     assert calls == ['a', 'b'] * 3 and times == [[1.0, 1.0], [2.0, 2.0]]
 
 
+def test_alternate_runs_pauses_before_every_call(monkeypatch):
+    tool = load_tool(TOOL, 'benchmark_tool')
+    events = []
+    monkeypatch.setattr(tool.time, 'sleep', lambda s: events.append(('sleep', s)))
+    tool.alternate_runs([lambda: events.append('a') or 1.0, lambda: events.append('b') or 2.0],
+                        runs=1, warmup=1, pause=0.5)
+    assert events == [('sleep', 0.5), 'a', ('sleep', 0.5), 'b'] * 2
+    events.clear()
+    tool.alternate_runs([lambda: events.append('a') or 1.0], runs=2, warmup=0)
+    assert events == ['a', 'a']  # no pause by default (training-step timing)
+
+
 @pytest.mark.slow
 def test_benchmark_json_fields(tmp_path):
     """RetinaNet/ResNet, Mask R-CNN/SpineNet and EfficientDet (with the effdet comparison and
@@ -53,7 +65,8 @@ def test_benchmark_json_fields(tmp_path):
     out = tmp_path / 'bench.json'
     proc = run_tool([TOOL, TINY_CONFIG, MASK_RCNN, EFFDET_D0, '--input-size', '128',
                      '--batch-sizes', '1', '2', '--runs', '1', '--warmup', '0', '--train',
-                     '--train-batch', '2', '--fuse-conv-bn', '--compare', '--json', str(out)])
+                     '--train-batch', '2', '--fuse-conv-bn', '--compare', '--pause', '0',
+                     '--json', str(out)])
     assert 'one multiply-add as one FLOP' in proc.stdout
     data = json.loads(out.read_text())
     assert data['machine']['nproc'] >= 1 and data['machine']['torch'] == torch.__version__
@@ -101,7 +114,7 @@ def test_benchmark_tf_spinenet_compare(tmp_path):
     out = tmp_path / 'bench.json'
     run_tool([TOOL, SPINENET_TINY, '--input-size', '128', '--batch-sizes', '1', '--runs', '2',
               '--warmup', '1', '--no-flops', '--no-end2end', '--compare', '--threads', '1',
-              '--json', str(out)])
+              '--pause', '0.05', '--json', str(out)])
     r = json.loads(out.read_text())['results'][0]
     assert 'flops' not in r and 'end2end' not in r['latency']['1']
     cmp_ = r['compare']
@@ -112,6 +125,21 @@ def test_benchmark_tf_spinenet_compare(tmp_path):
     assert cmp_['reference_params'] == 9089215
     check_stats(cmp_['batches']['1']['reference'], runs=2)
     check_stats(cmp_['batches']['1']['ours'], runs=2)
+
+
+@pytest.mark.slow
+def test_benchmark_compiled_channels_last_fused(tmp_path):
+    """The fastest CPU setting (docs/benchmarks.md): BN folded, NHWC, inductor with freezing."""
+    out = tmp_path / 'bench.json'
+    proc = run_tool([TOOL, TINY_CONFIG, '--input-size', '96', '--batch-sizes', '1', '--runs', '2',
+                     '--warmup', '1', '--no-flops', '--no-end2end', '--fuse-conv-bn',
+                     '--channels-last', '--compile', '--pause', '0', '--json', str(out)])
+    r = json.loads(out.read_text())['results'][0]
+    assert r['settings']['compile'] and r['settings']['channels_last']
+    assert r['settings']['norm_layers_after_fusion'] == 0
+    assert r['settings']['compile_max_rel_diff'] < 1e-4  # same results as eager
+    check_stats(r['latency']['1']['network'], runs=2)
+    assert 'fused BN into convs: 0 norm layers left' in proc.stdout
 
 
 def test_bad_device_is_refused():

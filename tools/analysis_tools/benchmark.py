@@ -35,7 +35,7 @@ Usage::
     python tools/analysis_tools/benchmark.py CONFIG [CONFIG ...] [--device cpu|cuda]
         [--input-size 640 | 512x768] [--batch-sizes 1 8] [--runs 10] [--warmup 2]
         [--fuse-conv-bn] [--channels-last] [--compile] [--train [--train-batch 2]]
-        [--no-end2end] [--no-flops] [--compare] [--threads N] [--json out.json]
+        [--no-end2end] [--no-flops] [--compare] [--pause 1.0] [--threads N] [--json out.json]
         [--cfg-options model.bbox_head.num_classes=91]
 """
 import argparse
@@ -87,12 +87,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--batch-sizes', type=positive_int, nargs='+', default=[1, 8])
     p.add_argument('--runs', type=positive_int, default=10, help='timed runs per measurement')
     p.add_argument('--warmup', type=int, default=2, help='untimed runs first')
+    p.add_argument('--pause', type=float, default=1.0,
+                   help='seconds of idle before each timed call, so that the previous '
+                        "call's (or the reference's) spinning threads go idle (default 1.0)")
     p.add_argument('--threads', type=positive_int,
                    help='CPU threads (torch, and TF with --compare); default torch\'s')
     p.add_argument('--fuse-conv-bn', action='store_true',
                    help='fold BN into the preceding convs (inference only)')
     p.add_argument('--channels-last', action='store_true', help='NHWC memory format')
-    p.add_argument('--compile', action='store_true', help='torch.compile the forward')
+    p.add_argument('--compile', action='store_true',
+                   help='torch.compile (inductor) the timed forward, with inductor freezing: '
+                        'weights become constants, so BN folds and oneDNN fuses conv + '
+                        'activation; compiling takes 1-2 min per model and input size')
     p.add_argument('--no-end2end', action='store_true',
                    help='time only the network forward, not predict() with NMS')
     p.add_argument('--no-flops', action='store_true', help='skip the FLOP count')
@@ -125,20 +131,37 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def alternate_runs(fns: Sequence[Callable[[], float]], runs: int, warmup: int) -> List[List[float]]:
+def alternate_runs(fns: Sequence[Callable[[], float]], runs: int, warmup: int,
+                   pause: float = 0.0) -> List[List[float]]:
     """Call each of ``fns`` in turn, ``warmup`` untimed then ``runs`` timed rounds.
 
     Each fn runs once and returns its own duration in seconds; alternating keeps slow
-    drifts of the machine's load from favouring one of them.
+    drifts of the machine's load from favouring one of them. ``pause`` seconds of sleep
+    before each call let the previous call's worker threads go idle: TF's and OpenMP's
+    threads spin for a while after their work, and a reference process's spinning threads
+    would otherwise take cores from the next call (measured: ours 1.26 s alone, 1.70 s
+    right after TF).
     """
     times = [[] for _ in fns]
-    for _ in range(warmup):
-        for fn in fns:
-            fn()
-    for _ in range(runs):
+    for round_ in range(warmup + runs):
         for i, fn in enumerate(fns):
-            times[i].append(fn())
+            if pause:
+                time.sleep(pause)
+            t = fn()
+            if round_ >= warmup:
+                times[i].append(t)
     return times
+
+
+def compile_for_inference(module: nn.Module) -> Callable:
+    """``torch.compile(module)`` with inductor's freezing on (inference under no_grad only).
+
+    Freezing treats the weights as constants: conv + BN fold, weights are pre-packed for
+    oneDNN and conv + activation become one kernel, which eager PyTorch cannot do.
+    """
+    import torch._inductor.config as inductor_config
+    inductor_config.freezing = True
+    return torch.compile(module)
 
 
 def timed(fn: Callable[[], object], device: torch.device) -> Callable[[], float]:
@@ -485,7 +508,8 @@ def benchmark_config(path: str, args, device: torch.device, threads: int) -> dic
                   params=sum(p.numel() for p in model.parameters()),
                   settings=dict(fuse_conv_bn=args.fuse_conv_bn,
                                 channels_last=args.channels_last, compile=args.compile,
-                                runs=args.runs, warmup=args.warmup, threads=threads,
+                                runs=args.runs, warmup=args.warmup, pause_s=args.pause,
+                                threads=threads,
                                 checkpoint=args.checkpoint, flush_denormal=True))
     print(f'== {path}: {result["model"]} / {result["backbone"]}, input {size[0]}x{size[1]}, '
           f'{result["params"]:,} parameters', flush=True)
@@ -524,7 +548,22 @@ def benchmark_config(path: str, args, device: torch.device, threads: int) -> dic
     if args.channels_last:
         infer = infer.to(memory_format=torch.channels_last)
     net_module = NetworkForward(infer, None)
-    network = torch.compile(net_module) if args.compile else net_module
+    network = net_module
+    if args.compile:
+        network = compile_for_inference(net_module)
+        x1 = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(1)).to(device)
+        if args.channels_last:
+            x1 = x1.contiguous(memory_format=torch.channels_last)
+        net_module.samples = make_samples(1, size, 1, False, False, device)
+        start = time.perf_counter()
+        with torch.no_grad():
+            eager, compiled = flatten(net_module(x1)), flatten(network(x1))
+        diff = max((a - b).abs().max().item() for a, b in zip(eager, compiled))
+        scale = max(a.abs().max().item() for a in eager)
+        result['settings']['compile_max_abs_diff'] = diff
+        result['settings']['compile_max_rel_diff'] = diff / max(scale, 1e-12)
+        print(f'   compiled in {time.perf_counter() - start:.0f} s; outputs differ from eager '
+              f'by {diff:.2e} at most (largest output {scale:.3g})', flush=True)
 
     reference, ref_part = None, None
     if args.compare:
@@ -537,6 +576,8 @@ def benchmark_config(path: str, args, device: torch.device, threads: int) -> dic
                                      reference_params=reference.params, batches={})
             if ref_part == 'backbone':
                 ours_part = infer.backbone
+                if args.compile:
+                    ours_part = compile_for_inference(ours_part)
                 result['compare']['params'] = sum(p.numel() for p in ours_part.parameters())
     result['latency'] = {}
     try:
@@ -565,7 +606,7 @@ def benchmark_config(path: str, args, device: torch.device, threads: int) -> dic
                             ours_part(x)
                     fns.append(timed(part, device))
                 fns.append(reference.runner(x))
-            times = alternate_runs(fns, args.runs, args.warmup)
+            times = alternate_runs(fns, args.runs, args.warmup, args.pause)
             entry = dict(network=summarize(times[0]))
             entry['network']['images_per_s'] = batch / (entry['network']['median_ms'] / 1e3)
             if not args.no_end2end:
