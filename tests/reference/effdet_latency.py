@@ -4,9 +4,7 @@ effdet and timm import torchvision at module level; torchvision cannot load agai
 torch here and the package never imports it, so effdet is imported behind the test suite's
 inert stand-in (``tests/torchvision_standin.py``) in this separate process, never in the
 benchmark's. ``tools/analysis_tools/benchmark.py --compare`` starts it with ``--serve`` and
-speaks the same JSON lines as ``tf_spinenet_latency.py``:
-``{"ready": 1, "params": ..., "name": ...}`` once built, then ``{"batch": B}`` (new input,
-one untimed run) and ``{"run": 1}`` -> ``{"seconds": s}``; ``{"quit": 1}`` ends it.
+answers the JSON-lines protocol of ``tools/analysis_tools/latency_worker.py``.
 """
 import argparse
 import json
@@ -16,7 +14,9 @@ import time
 
 import torch
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tests/ (the stand-in)
+TESTS = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, TESTS)  # the torchvision stand-in
+sys.path.insert(0, osp.join(osp.dirname(TESTS), 'tools', 'analysis_tools'))  # latency_worker
 
 
 def parse_args(argv=None):
@@ -64,23 +64,13 @@ def main(argv=None) -> int:
         return x
 
     params = sum(p.numel() for p in model.parameters())
-    print(json.dumps(dict(ready=1, params=params,
-                          name=f"effdet {version('effdet')} {args.name}")), flush=True)
+    name = f"effdet {version('effdet')} {args.name}"
     if not args.serve:
+        print(json.dumps(dict(ready=1, params=params, name=name)))
         print(json.dumps(dict(seconds=run(make_input(1)))))
         return 0
-    x = None
-    for line in sys.stdin:
-        msg = json.loads(line)
-        if 'quit' in msg:
-            break
-        if 'batch' in msg:
-            x = make_input(int(msg['batch']))
-            reply = dict(batch=int(msg['batch']))
-        else:
-            reply = dict(seconds=run(x))
-        print(json.dumps(reply), flush=True)
-    return 0
+    from latency_worker import serve
+    return serve(dict(params=params, name=name), make_input, run)
 
 
 if __name__ == '__main__':

@@ -58,6 +58,22 @@ def test_alternate_runs_pauses_before_every_call(monkeypatch):
     assert events == ['a', 'a']  # no pause by default (training-step timing)
 
 
+def test_latency_worker_protocol():
+    """The reference workers' JSON-lines loop: ready line, new input, timed runs, quit."""
+    import io
+    worker = load_tool(osp.join(REPO, 'tools', 'analysis_tools', 'latency_worker.py'),
+                       'latency_worker')
+    made, ran = [], []
+    out = io.StringIO()
+    stdin = io.StringIO('{"batch": 2}\n{"run": 1}\n{"run": 1}\n{"quit": 1}\n{"run": 1}\n')
+    assert worker.serve(dict(params=7, name='ref'), lambda b: made.append(b) or f'x{b}',
+                        lambda x: ran.append(x) or 0.25, stdin=stdin, stdout=out) == 0
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert lines == [dict(ready=1, params=7, name='ref'), dict(batch=2), dict(seconds=0.25),
+                     dict(seconds=0.25)]
+    assert made == [2] and ran == ['x2', 'x2']  # nothing after quit
+
+
 @pytest.mark.slow
 def test_benchmark_json_fields(tmp_path):
     """RetinaNet/ResNet, Mask R-CNN/SpineNet and EfficientDet (with the effdet comparison and

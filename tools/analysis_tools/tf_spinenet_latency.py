@@ -8,10 +8,9 @@ The model is built by ``tools/model_converters/spinenet_tf2mmdet.py``'s ``tf_bui
 Modes:
 
 - ``--runs N``: warm up, time N calls, print one JSON line with every duration;
-- ``--serve``: print ``{"ready": 1, "params": ..., "name": ..., "tensorflow": ...}`` once built, then answer
-  JSON lines on stdin: ``{"batch": B}`` (new input, traced once, untimed), ``{"run": 1}``
-  (one timed call, replies ``{"seconds": s}``), ``{"quit": 1}``. The benchmark alternates
-  these calls with its own runs.
+- ``--serve``: answer the benchmark's JSON lines on stdin (``latency_worker.py``): each
+  ``{"batch": B}`` traces a new input once, untimed; each ``{"run": 1}`` is one timed call.
+  The benchmark alternates these calls with its own runs.
 
 Usage::
 
@@ -90,20 +89,10 @@ def main(argv=None) -> int:
         times = [run(x) for _ in range(args.runs)]
         print(json.dumps(dict(params=params, tensorflow=tf.__version__, seconds=times)))
         return 0
-    name = f'TF Model Garden SpineNet-{args.arch} (TF {tf.__version__})'
-    print(json.dumps(dict(ready=1, params=params, name=name, tensorflow=tf.__version__)),
-          flush=True)
-    for line in sys.stdin:
-        msg = json.loads(line)
-        if 'quit' in msg:
-            break
-        if 'batch' in msg:
-            x = make_input(int(msg['batch']))
-            reply = dict(batch=int(msg['batch']))
-        else:
-            reply = dict(seconds=run(x))
-        print(json.dumps(reply), flush=True)
-    return 0
+    from latency_worker import serve  # beside this script
+    return serve(dict(params=params, tensorflow=tf.__version__,
+                      name=f'TF Model Garden SpineNet-{args.arch} (TF {tf.__version__})'),
+                 make_input, run)
 
 
 if __name__ == '__main__':
