@@ -9,7 +9,7 @@
 # cascadercnn_spinenet_coco sets swish).
 _base_ = 'mmdet::_base_/models/mask-rcnn_r50_fpn.py'
 norm_cfg = dict(type='SyncBN', momentum=0.01, eps=1e-3, requires_grad=True)
-act_cfg = dict(type='Swish')
+act_cfg = dict(type='SiLU')  # swish, one kernel (torch.nn.SiLU as mmcv registers it)
 roi_strides = [8, 16, 32, 64]
 model = dict(
     data_preprocessor=dict(pad_size_divisor=128),
@@ -26,10 +26,14 @@ model = dict(
             _delete_=True, type='AnchorGenerator', octave_base_scale=3, scales_per_octave=3,
             ratios=[0.5, 1.0, 2.0], strides=[8, 16, 32, 64, 128], center_offset=0.5)),
     roi_head=dict(
-        bbox_roi_extractor=dict(out_channels=256, featmap_strides=roi_strides),
+        # SingleRoIExtractor pooling in float32, so bf16 / fp16 AMP training works with
+        # mmcv's RoIAlign (which has no bf16 kernel)
+        bbox_roi_extractor=dict(type='Float32SingleRoIExtractor', out_channels=256,
+                                featmap_strides=roi_strides),
         bbox_head=dict(type='NormActConvFCBBoxHead', num_shared_convs=4, num_shared_fcs=1,
                        in_channels=256, conv_out_channels=256, fc_out_channels=1024,
                        norm_cfg=norm_cfg, act_cfg=act_cfg),
-        mask_roi_extractor=dict(out_channels=256, featmap_strides=roi_strides),
+        mask_roi_extractor=dict(type='Float32SingleRoIExtractor', out_channels=256,
+                                featmap_strides=roi_strides),
         mask_head=dict(type='NormActFCNMaskHead', num_convs=4, in_channels=256,
                        conv_out_channels=256, norm_cfg=norm_cfg, act_cfg=act_cfg)))

@@ -7,6 +7,11 @@ from mmdet.models.dense_heads import RPNHead
 from mmdet.registry import MODELS
 from torch import Tensor
 
+from ..layers.config_checks import (POSITIVE_INT, bound_arguments, check_act_cfg,
+                                    check_anchor_levels, check_fields, check_norm_cfg)
+
+_OWNER = 'RPNSepBNHead'
+
 
 @MODELS.register_module()
 class RPNSepBNHead(RPNHead):
@@ -20,18 +25,27 @@ class RPNSepBNHead(RPNHead):
     are mmdet's.
 
     Args:
-        num_ins (int): Number of input levels (one set of norms each).
+        num_ins (int): Number of input levels (one set of norms each), >= 1; equals the
+            anchor generator's number of strides.
         norm_cfg (dict): Norm after each shared conv. Default: dict(type='BN').
         act_cfg (dict): Activation after each norm. Default: dict(type='ReLU').
         conv_cfg (dict, optional): Conv layer config.
         **kwargs: As :class:`~mmdet.models.dense_heads.RPNHead` (``num_convs``,
-            ``in_channels``, ``feat_channels``, ``anchor_generator``, ...).
+            ``in_channels``, ``feat_channels``, ``anchor_generator``, ...); ``num_convs``,
+            ``in_channels``, ``feat_channels`` and ``num_classes`` must be >= 1.
     """
+
+    #: Valid range of each numeric argument (checked at build time).
+    arg_rules = dict(num_ins=POSITIVE_INT, in_channels=POSITIVE_INT, num_classes=POSITIVE_INT,
+                     num_convs=POSITIVE_INT, feat_channels=POSITIVE_INT)
 
     def __init__(self, *args, num_ins: int = 5, norm_cfg: dict = dict(type='BN'),
                  act_cfg: dict = dict(type='ReLU'), conv_cfg: dict = None, **kwargs):
-        if not isinstance(num_ins, int) or num_ins < 1:
-            raise ValueError(f'num_ins={num_ins!r}: expected a positive int (input levels)')
+        values = bound_arguments(RPNHead.__init__, None, *args, **kwargs)
+        check_fields(_OWNER, self.arg_rules, dict(values, num_ins=num_ins))
+        check_norm_cfg(norm_cfg, _OWNER)
+        check_act_cfg(act_cfg, _OWNER)
+        check_anchor_levels(_OWNER, values.get('anchor_generator'), num_ins)
         self.num_ins = num_ins
         self.norm_cfg = norm_cfg
         self.act_cfg = act_cfg
@@ -76,3 +90,18 @@ class RPNSepBNHead(RPNHead):
             cls_scores.append(self.rpn_cls(feat))
             bbox_preds.append(self.rpn_reg(feat))
         return cls_scores, bbox_preds
+
+    def _bbox_post_process(self, results, cfg, rescale: bool = False, with_nms: bool = True,
+                           img_meta=None):
+        """mmdet's post-processing on float32 boxes and scores.
+
+        Under mixed precision (``AmpOptimWrapper`` with bfloat16, or fp16 on CPUs) the scores
+        arrive in the autocast dtype, which mmcv's NMS kernels do not accept (``expected
+        scalar type Float but found BFloat16``); proposals are cast back to float32 first.
+        """
+        for key in ('bboxes', 'scores'):
+            value = results.get(key)
+            if value is not None and value.is_floating_point():
+                results[key] = value.float()
+        return super()._bbox_post_process(results, cfg, rescale=rescale, with_nms=with_nms,
+                                          img_meta=img_meta)
