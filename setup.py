@@ -1,8 +1,10 @@
 """Install mmdet-spine.
 
-Besides the package, the install carries ``configs/``, ``tools/`` and ``model-index.yml`` under
-``mmdet_spine/.mim/`` the way OpenMMLab packages do, so ``mim search mmdet_spine`` and
-``mim train mmdet_spine CONFIG`` find them: copied into wheels, symlinked for editable installs.
+Besides the package, the install carries ``configs/``, ``tools/``, ``model-index.yml`` and
+``requirements/`` (e.g. the pinned TensorFlow requirements of the TF weight converter) under
+``mmdet_spine/.mim/`` the way OpenMMLab packages do, so ``mim search mmdet_spine``,
+``mim train mmdet_spine CONFIG``, the model zoo and ``_base_ = 'mmdet_spine::...'`` configs find
+them: copied into wheels, symlinked for editable installs.
 Torch and mmcv are deliberately not install requirements (pick the build that fits your machine;
 ``make setup`` pins the CPU stack).
 """
@@ -14,7 +16,7 @@ import sys
 from setuptools import find_packages, setup
 
 HERE = osp.dirname(osp.abspath(__file__))
-MIM_FILES = ('configs', 'tools', 'model-index.yml')
+MIM_FILES = ('configs', 'tools', 'model-index.yml', 'requirements')
 
 
 def version():
@@ -64,7 +66,7 @@ if __name__ == '__main__':
         packages=find_packages(include=['mmdet_spine', 'mmdet_spine.*']),
         include_package_data=True,
         package_data={'mmdet_spine': ['.mim/model-index.yml', '.mim/configs/**/*',
-                                      '.mim/tools/**/*']},
+                                      '.mim/tools/**/*', '.mim/requirements/*']},
         install_requires=['mmdet>=3.3.0,<3.4', 'mmengine>=0.10.7,<0.11', 'pycocotools',
                           'numpy', 'pyyaml'],
         extras_require={'deploy': ['onnx', 'onnxruntime']},

@@ -3,11 +3,7 @@
 effdet and timm are installed from ``requirements/reference.txt`` with ``--no-deps``; they
 import behind :mod:`torchvision_standin`.
 """
-import os.path as osp
-
 import torch
-
-from helpers import REPO, load_tool
 
 _EFFDET = None
 
@@ -22,8 +18,9 @@ def effdet():
 
 
 def converter():
-    """``tools/model_converters/effdet2mmdet.py`` as a module."""
-    return load_tool(osp.join(REPO, 'tools', 'model_converters', 'effdet2mmdet.py'), 'effdet2mmdet')
+    """The package's effdet converter (:mod:`mmdet_spine.converters.effdet`)."""
+    from mmdet_spine.converters import effdet as effdet_converter
+    return effdet_converter
 
 
 def randomized_reference(name: str, size: int, seed: int = 0, **overrides):

@@ -21,9 +21,6 @@ import os
 import os.path as osp
 import sys
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-
-
 def _rel(path: str) -> str:
     rel = osp.relpath(path, os.getcwd())
     return path if rel.startswith('..') else rel
@@ -121,7 +118,7 @@ def parse_args(argv=None):
     p = sub.add_parser('fetch', help='download, verify, convert and cache one model')
     p.add_argument('name')
     p.add_argument('--tf-python', help='Python with TensorFlow for TF checkpoints '
-                   '(default: $MMDET_SPINE_TF_PYTHON, else .venv-tf/bin/python)')
+                   '(default: $MMDET_SPINE_TF_PYTHON)')
     p.add_argument('--keep-download', action='store_true',
                    help='keep the upstream file in the cache after converting')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
@@ -143,6 +140,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.path.insert(0, REPO)
     from mmdet_spine.engine.cli import run_cli
     run_cli(main)

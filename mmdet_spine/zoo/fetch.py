@@ -5,69 +5,50 @@ scheme run. Per upstream format:
 
 * ``mmdet``: already ours; checked to load with ``weights_only=True``, then cached.
 * ``effdet-pytorch`` (rwightman's ports of google/automl's EfficientDet): loaded with
-  ``weights_only=True`` and mapped by ``tools/model_converters/effdet2mmdet.py``.
+  ``weights_only=True`` and mapped by :mod:`mmdet_spine.converters.effdet`.
 * ``tf-model-garden`` (``tar.gz`` of a TF2 checkpoint): extracted with a filter that refuses
   links and paths outside the target directory, then read by TensorFlow's own checkpoint
-  reader in ``tools/model_converters/spinenet_tf2mmdet.py``, run by a TensorFlow interpreter
-  (``--tf-python``, ``$MMDET_SPINE_TF_PYTHON`` or ``<repo>/.venv-tf/bin/python``).
-* ``tf-tpu-legacy`` and ``automl-tf``: listed with their URLs; no converter yet.
+  reader in :mod:`mmdet_spine.converters.tf_model_garden_reader`, run by a TensorFlow
+  interpreter (``--tf-python`` or ``$MMDET_SPINE_TF_PYTHON``), and mapped by
+  :mod:`mmdet_spine.converters.tf_model_garden`.
+
+Everything comes from the installed package (converters, the index and configs in
+``mmdet_spine/.mim/``), so the zoo works from a wheel, outside any checkout.
+* ``tf-tpu-legacy`` (``tar.gz`` of a TF1 name-based checkpoint of tensorflow/tpu): extracted
+  the same way, listed by :mod:`mmdet_spine.converters.tpu_legacy_reader` in the TensorFlow
+  interpreter and mapped by :mod:`mmdet_spine.converters.tpu_legacy`.
+* ``automl-tf``: listed with their URLs; no converter yet.
 
 Nothing downloaded is ever unpickled without ``weights_only=True``.
 """
-import importlib.util
 import os
 import os.path as osp
 import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
-from typing import Any, Dict, Optional
+from typing import Optional
 
-import torch
-
-from ..engine.checkpoint_safety import CheckpointSafetyError, safe_torch_load
+from ..converters import effdet as effdet_converter
+from ..converters import tf_model_garden, tpu_legacy
+from ..converters.tf_model_garden import ENV_TF_PYTHON
+from ..errors import CheckpointSafetyError, ConverterError
+from ..fileio import safe_torch_load
 from .cache import find_cached, store_converted, verified_download
 from .model_index import ZooError, ZooModel, get_model
 
 __all__ = ['fetch', 'cached_or_fetch', 'resolve_tf_python', 'safe_extract', 'ENV_TF_PYTHON']
 
-#: Environment variable naming a Python with TensorFlow + tf-models-official.
-ENV_TF_PYTHON = 'MMDET_SPINE_TF_PYTHON'
-_REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-_CONVERTERS_DIR = osp.join(_REPO, 'tools', 'model_converters')
-
-
 def resolve_tf_python(tf_python: Optional[str] = None) -> str:
-    """The TensorFlow interpreter: ``tf_python``, else ``$MMDET_SPINE_TF_PYTHON``, else
-    ``<repo>/.venv-tf/bin/python`` if it exists.
+    """The TensorFlow interpreter: ``tf_python``, else ``$MMDET_SPINE_TF_PYTHON``.
 
     Raises:
-        ZooError: None of them is an existing file.
+        ZooError: Neither names an existing file; the message says how to make one.
     """
-    for candidate, origin in ((tf_python, '--tf-python'),
-                              (os.environ.get(ENV_TF_PYTHON), f'${ENV_TF_PYTHON}')):
-        if candidate:
-            if not osp.isfile(candidate):
-                raise ZooError(f'{origin}={candidate}: no such interpreter')
-            return candidate
-    default = osp.join(_REPO, '.venv-tf', 'bin', 'python')
-    if osp.isfile(default):
-        return default
-    raise ZooError('converting a TensorFlow checkpoint needs a Python with tensorflow and '
-                   f'tf-models-official: pass --tf-python PATH or set {ENV_TF_PYTHON} '
-                   '(`make setup-test` builds one in .venv-tf)')
-
-
-def _converter_module(name: str):
-    path = osp.join(_CONVERTERS_DIR, f'{name}.py')
-    if not osp.isfile(path):
-        raise ZooError(f'converter {name} not found at {path} (the zoo converts with the '
-                       "repository's tools/model_converters; use an editable install)")
-    spec = importlib.util.spec_from_file_location(f'mmdet_spine_zoo_{name}', path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    try:
+        return tf_model_garden.resolve_tf_python(tf_python)
+    except ConverterError as e:
+        raise ZooError(str(e)) from None
 
 
 def safe_extract(archive: str, dst: str) -> None:
@@ -98,17 +79,6 @@ def _find_tf_checkpoint(root: str) -> str:
     raise ZooError(f'no TensorFlow checkpoint (*.index) in the archive extracted to {root}')
 
 
-def _cli_args(args: Dict[str, Any]):
-    out = []
-    for key, value in args.items():
-        flag = '--' + key.replace('_', '-')
-        if value is True:
-            out.append(flag)
-        elif value not in (False, None):
-            out += [flag, str(value)]
-    return out
-
-
 def _convert(model: ZooModel, raw: str, out: str, tf_python: Optional[str],
              progress: bool = False) -> None:
     if progress and model.converter:
@@ -118,23 +88,18 @@ def _convert(model: ZooModel, raw: str, out: str, tf_python: Optional[str],
         safe_torch_load(raw, map_location='cpu')  # refuse anything that is not plain weights
         shutil.copyfile(raw, out)
     elif model.converter == 'effdet2mmdet':
-        mod = _converter_module('effdet2mmdet')
-        try:
-            state = mod.load_effdet_state_dict(raw)  # torch.load(weights_only=True)
-        except Exception as e:
-            raise CheckpointSafetyError(f'{raw}: not a loadable effdet checkpoint ({e})') from None
-        torch.save({'state_dict': mod.convert(state, **model.converter_args), 'meta': meta}, out)
-    elif model.converter == 'spinenet_tf2mmdet':
+        effdet_converter.convert_file(raw, out, meta=meta, **model.converter_args)
+    elif model.converter in ('spinenet_tf2mmdet', 'tpu_legacy2mmdet'):
+        convert = (tf_model_garden.convert_tf_checkpoint if model.converter == 'spinenet_tf2mmdet'
+                   else tpu_legacy.convert_tpu_checkpoint)
         python = resolve_tf_python(tf_python)
         with tempfile.TemporaryDirectory(prefix='zoo-tf-') as tmp:
             safe_extract(raw, tmp)
             ckpt = _find_tf_checkpoint(tmp)
-            cmd = [sys.executable, osp.join(_CONVERTERS_DIR, 'spinenet_tf2mmdet.py'), ckpt, out,
-                   *_cli_args(model.converter_args), '--tf-python', python]
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            if proc.returncode != 0:
-                tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ['']
-                raise ZooError(f'converting {model.name} failed: {" ".join(cmd)}: {tail[0]}')
+            try:
+                convert(ckpt, out, tf_python=python, meta=meta, **model.converter_args)
+            except ConverterError as e:
+                raise ZooError(f'converting {model.name} failed: {e}') from None
     else:
         raise ZooError(f'{model.name}: no converter for {model.format} weights')
 
@@ -171,8 +136,8 @@ def fetch(name: str, tf_python: Optional[str] = None, progress: bool = True,
     try:
         try:
             _convert(model, raw, out, tf_python, progress)
-        except CheckpointSafetyError:
-            os.remove(raw)  # never keep a file that was refused
+        except (CheckpointSafetyError, ConverterError):
+            os.remove(raw)  # never keep a file that was refused or cannot be converted
             raise
         path = store_converted(name, out)
     finally:

@@ -18,7 +18,12 @@ without NMS, so the model also returns TF's decoded boxes and scores. Weights ar
 - ``__meta__``: JSON of the settings (anchor and head options, TF's ``box_coder_weights``).
 
 With ``--ckpt-out PREFIX`` the model is also saved as an object-based checkpoint laid out as a
-Model Garden trainer writes it (``model/_backbone/...``, ``model/_head/...``).
+Model Garden trainer writes it (``model/_backbone/...``, ``model/_head/...``). With
+``--trainer-ckpt DIR`` it is written exactly the way the Model Garden trainer does
+(``official/core/train_lib`` / ``base_trainer``): ``tf.train.Checkpoint(global_step, model,
+optimizer, backbone, head)`` saved by a ``tf.train.CheckpointManager`` into DIR, after one SGD
+momentum step with zero gradients so the optimizer's slot variables exist (the weights are
+unchanged by it).
 
 Usage::
 
@@ -53,6 +58,8 @@ def parse_args(argv=None):
     p.add_argument('--aspect-ratios', type=float, nargs='+', default=[0.5, 1.0, 2.0])
     p.add_argument('--anchor-size', type=float, default=3.0)
     p.add_argument('--ckpt-out', help='also write a TF object-based checkpoint to this prefix')
+    p.add_argument('--trainer-ckpt', help="also write a checkpoint as Model Garden's trainer "
+                   'does (CheckpointManager) into this directory')
     p.add_argument('--out', required=True, help='.npz to write')
     return p.parse_args(argv)
 
@@ -132,6 +139,15 @@ def main(argv=None):
                 tensorflow=tf.__version__)
     if args.ckpt_out:
         tf.train.Checkpoint(model=model).write(args.ckpt_out)
+    if args.trainer_ckpt:
+        optimizer = tf_keras.optimizers.SGD(learning_rate=0.01, momentum=0.9)
+        trainable = model.trainable_variables
+        optimizer.apply_gradients([(tf.zeros_like(v), v) for v in trainable])  # makes slots
+        global_step = tf.Variable(231000, dtype=tf.int64, name='global_step')
+        ckpt = tf.train.Checkpoint(global_step=global_step, model=model, optimizer=optimizer,
+                                   backbone=model.backbone, head=model.head)
+        tf.train.CheckpointManager(ckpt, args.trainer_ckpt, max_to_keep=1).save(
+            checkpoint_number=global_step)
     conv.save_npz(args.out, arrays, meta, extra=extra)
     print(json.dumps(dict(meta, out=args.out, num_arrays=len(arrays))))
 

@@ -11,8 +11,8 @@ input and writes one ``.npz`` holding:
 - ``__out_{level}__``: the P-level outputs, NHWC float32;
 - ``__meta__``: JSON of the settings and the TF version.
 
-The variables are named and laid out exactly as ``tools/model_converters/spinenet_tf2mmdet.py``
-writes them from a real checkpoint, so the parity test also covers that converter. With
+The variables are named and laid out exactly as the converter's TF stage
+(``mmdet_spine/converters/tf_model_garden_reader.py``) writes them from a real checkpoint, so the parity test also covers that converter. With
 ``--ckpt-out PREFIX`` the model is also saved as an object-based TF checkpoint laid out like a
 Model Garden trainer's (the backbone reachable as ``backbone`` and as ``model/_backbone``).
 
@@ -41,11 +41,12 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 import numpy as np  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CONVERTER = osp.join(REPO, 'tools', 'model_converters', 'spinenet_tf2mmdet.py')
+READER = osp.join(REPO, 'mmdet_spine', 'converters', 'tf_model_garden_reader.py')
 
 
 def load_converter():
-    spec = importlib.util.spec_from_file_location('spinenet_tf2mmdet', CONVERTER)
+    """The converter's TF stage (stdlib + numpy + TF only), loaded by path."""
+    spec = importlib.util.spec_from_file_location('tf_model_garden_reader', READER)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

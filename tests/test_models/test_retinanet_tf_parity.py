@@ -39,7 +39,8 @@ LEVELS = range(3, 8)
 
 
 def load_converter():
-    return load_tool(CONVERTER, 'spinenet_tf2mmdet')
+    from mmdet_spine.converters import tf_model_garden
+    return tf_model_garden
 
 
 conv = load_converter()
@@ -186,7 +187,7 @@ def test_checkpoint_with_head_converts_in_one_command(tf_reference, converted, t
         text=True, timeout=600,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3', CUDA_VISIBLE_DEVICES=''))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
-    state = torch.load(out, map_location='cpu', weights_only=True)
+    state = torch.load(out, map_location='cpu', weights_only=True)['state_dict']
     assert list(state) == list(expected)
     for key, value in expected.items():
         assert torch.equal(state[key], value), key

@@ -46,7 +46,8 @@ CKPT_CASE = '49S'
 
 
 def load_converter():
-    return load_tool(CONVERTER, 'spinenet_tf2mmdet')
+    from mmdet_spine.converters import tf_model_garden
+    return tf_model_garden
 
 
 conv = load_converter()
@@ -161,7 +162,7 @@ def test_checkpoint_converts_in_one_command(tf_reference, tmp_path):
         [sys.executable, CONVERTER, ckpt_dir, out, '--arch', '49S', '--tf-python', TF_PYTHON], cwd=REPO, capture_output=True, text=True, timeout=600,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3', CUDA_VISIBLE_DEVICES=''))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
-    state = torch.load(out, map_location='cpu', weights_only=True)
+    state = torch.load(out, map_location='cpu', weights_only=True)['state_dict']
     arrays, meta = conv.load_npz(reference(tf_reference)['npz'][CKPT_CASE])
     expected = conv.convert_arrays(arrays, '49S')
     assert list(state) == list(expected)

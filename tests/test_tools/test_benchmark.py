@@ -3,6 +3,7 @@
 Timing values are only checked to be positive (no timing assertions)."""
 import argparse
 import json
+import os
 import os.path as osp
 
 import pytest
@@ -14,6 +15,10 @@ TOOL = osp.join(REPO, 'tools', 'analysis_tools', 'benchmark.py')
 MASK_RCNN = osp.join(REPO, 'configs', 'spinenet', 'mask-rcnn_spinenet-49s-tiny_8xb8-8e_shapes.py')
 SPINENET_TINY = osp.join(REPO, 'configs', 'spinenet',
                          'retinanet_spinenet-49s-tiny_8xb8-5e_shapes.py')
+# effdet's worker imports effdet behind the tests' torchvision stand-in (tests/ on its path)
+EFFDET_ENV = dict(MMDET_SPINE_EFFDET_PRELUDE='torchvision_standin',
+                  PYTHONPATH=os.pathsep.join(p for p in (osp.join(REPO, 'tests'),
+                                                         os.environ.get('PYTHONPATH')) if p))
 EFFDET_D0 = osp.join(REPO, 'configs', 'efficientdet', 'efficientdet_d0_bifpn_8xb16-300e_coco.py')
 STAT_KEYS = ('median_ms', 'p25_ms', 'p75_ms', 'min_ms', 'max_ms', 'runs')
 
@@ -82,7 +87,7 @@ def test_benchmark_json_fields(tmp_path):
     proc = run_tool([TOOL, TINY_CONFIG, MASK_RCNN, EFFDET_D0, '--input-size', '128',
                      '--batch-sizes', '1', '2', '--runs', '1', '--warmup', '0', '--train',
                      '--train-batch', '2', '--fuse-conv-bn', '--compare', '--pause', '0',
-                     '--json', str(out)])
+                     '--json', str(out)], env=EFFDET_ENV)
     assert 'one multiply-add as one FLOP' in proc.stdout
     data = json.loads(out.read_text())
     assert data['machine']['nproc'] >= 1 and data['machine']['torch'] == torch.__version__

@@ -61,4 +61,5 @@ def test_tf_model_garden_tarball_is_fetched_and_converted(tmp_path, monkeypatch)
 
 
 def _converter():
-    return load_tool(osp.join(REPO, 'tools', 'model_converters', 'spinenet_tf2mmdet.py'), 'spinenet_tf2mmdet_zoo_test')
+    from mmdet_spine.converters import tf_model_garden
+    return tf_model_garden

@@ -22,13 +22,14 @@ runs alternating with ours (ours, reference, ours, ...) so that load from other 
 both alike, and the ratios ours/reference are printed:
 
 - EfficientDet configs: effdet's ``tf_efficientdet_dX`` (random init), whole network, same
-  input, in ``tests/reference/effdet_latency.py``: effdet imports torchvision, which this
-  project never installs or imports, so that worker imports it behind the test suite's inert
-  stand-in (``tests/torchvision_standin.py``) and this process never sees either;
+  input, in ``effdet_latency.py`` (beside this file): effdet imports torchvision, which this
+  project never installs or imports, so only that worker imports it (where torchvision cannot
+  load, ``$MMDET_SPINE_EFFDET_PRELUDE`` names a module that imports effdet without it; the
+  tests use their stand-in) and this process never sees either;
 - SpineNet configs: the backbone against TF Model Garden's ``SpineNet`` (``tf.function``,
-  inference), which runs in ``.venv-tf`` as a subprocess
-  (``tools/analysis_tools/tf_spinenet_latency.py``); skipped with a note if that environment
-  is missing.
+  inference), which runs in a TensorFlow interpreter (``--tf-python``, else
+  ``$MMDET_SPINE_TF_PYTHON``, else a checkout's ``.venv-tf``) as a subprocess
+  (``tf_spinenet_latency.py``); skipped with a note if there is none.
 
 Usage::
 
@@ -59,10 +60,10 @@ import torch.nn as nn
 from mmdet_spine.engine.cli import parse_size
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TF_PYTHON = osp.join(REPO, '.venv-tf', 'bin', 'python')
-TF_WORKER = osp.join(REPO, 'tools', 'analysis_tools', 'tf_spinenet_latency.py')
-# effdet needs a torchvision stand-in: it runs in a test-side worker process, never here
-EFFDET_WORKER = osp.join(REPO, 'tests', 'reference', 'effdet_latency.py')
+TF_PYTHON = os.environ.get('MMDET_SPINE_TF_PYTHON') or osp.join(REPO, '.venv-tf', 'bin', 'python')
+TF_WORKER = osp.join(osp.dirname(osp.abspath(__file__)), 'tf_spinenet_latency.py')
+# effdet (and its torchvision import) only ever runs in this worker process, never here
+EFFDET_WORKER = osp.join(osp.dirname(osp.abspath(__file__)), 'effdet_latency.py')
 FLOPS_NOTE = 'FLOPs count one multiply-add as one FLOP (as the SpineNet / EfficientDet papers)'
 
 

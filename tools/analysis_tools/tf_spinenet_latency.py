@@ -1,7 +1,7 @@
 """Latency of TF Model Garden's SpineNet backbone (``tf.function``, inference); runs in .venv-tf.
 
 The reference side of ``tools/analysis_tools/benchmark.py --compare`` for SpineNet configs.
-The model is built by ``tools/model_converters/spinenet_tf2mmdet.py``'s ``tf_build_spinenet``
+The model is built by the converter's TF stage (``mmdet_spine/converters/tf_model_garden_reader.py``, ``tf_build_spinenet``)
 (random init; timing does not depend on the values) and called as
 ``tf.function(lambda x: model(x, training=False))`` on a random NHWC input.
 
@@ -27,13 +27,19 @@ import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CONVERTER = osp.join(REPO, 'tools', 'model_converters', 'spinenet_tf2mmdet.py')
+_HERE = osp.dirname(osp.abspath(__file__))
+#: The converter's TF stage, which builds TF SpineNet: in a checkout under
+#: <repo>/mmdet_spine/converters/, in an install under mmdet_spine/converters/ next to .mim/.
+READERS = [osp.join(osp.dirname(osp.dirname(_HERE)), 'mmdet_spine', 'converters',
+                    'tf_model_garden_reader.py'),
+           osp.join(osp.dirname(osp.dirname(osp.dirname(_HERE))), 'converters',
+                    'tf_model_garden_reader.py')]
 
 
 def load_converter():
-    """``spinenet_tf2mmdet.py`` as a module (it builds TF SpineNet)."""
-    spec = importlib.util.spec_from_file_location('spinenet_tf2mmdet', CONVERTER)
+    """The converter's TF stage as a module (stdlib + numpy + TF; it builds TF SpineNet)."""
+    path = next((p for p in READERS if osp.isfile(p)), READERS[0])
+    spec = importlib.util.spec_from_file_location('tf_model_garden_reader', path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

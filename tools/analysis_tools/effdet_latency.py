@@ -1,22 +1,33 @@
 """Time rwightman's effdet (the reference EfficientDet) in its own process.
 
-effdet and timm import torchvision at module level; torchvision cannot load against the CPU
-torch here and the package never imports it, so effdet is imported behind the test suite's
-inert stand-in (``tests/torchvision_standin.py``) in this separate process, never in the
-benchmark's. ``tools/analysis_tools/benchmark.py --compare`` starts it with ``--serve`` and
-answers the JSON-lines protocol of ``tools/analysis_tools/latency_worker.py``.
+``tools/analysis_tools/benchmark.py --compare`` starts it with ``--serve``; it answers the
+JSON-lines protocol of ``latency_worker.py`` (beside this file). effdet and timm import
+torchvision at module level. Where torchvision cannot load (a CPU torch build it was not made
+for), ``$MMDET_SPINE_EFFDET_PRELUDE`` names a module, importable from ``PYTHONPATH``, whose
+``import_effdet()`` returns effdet (the test suite points it at its torchvision stand-in);
+effdet is only ever imported in this separate process, never in the benchmark's.
 """
 import argparse
+import importlib
 import json
+import os
 import os.path as osp
 import sys
 import time
 
 import torch
 
-TESTS = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, TESTS)  # the torchvision stand-in
-sys.path.insert(0, osp.join(osp.dirname(TESTS), 'tools', 'analysis_tools'))  # latency_worker
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # latency_worker
+#: Environment variable naming a module whose ``import_effdet()`` imports effdet.
+ENV_PRELUDE = 'MMDET_SPINE_EFFDET_PRELUDE'
+
+
+def import_effdet():
+    """effdet, through ``$MMDET_SPINE_EFFDET_PRELUDE`` when set."""
+    prelude = os.environ.get(ENV_PRELUDE)
+    if prelude:
+        return importlib.import_module(prelude).import_effdet()
+    return importlib.import_module('effdet')
 
 
 def parse_args(argv=None):
@@ -35,8 +46,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # as the benchmark does for our side
-    import torchvision_standin
-    effdet = torchvision_standin.import_effdet()
+    effdet = import_effdet()
     from importlib.metadata import version
     device = torch.device(args.device)
     config = effdet.get_efficientdet_config(args.name)
