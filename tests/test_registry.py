@@ -32,3 +32,26 @@ def test_unknown_type_hints_at_custom_imports():
     with pytest.raises(UserError, match="custom_imports.*mmdet_spine"):
         with registry_hint(cfg):
             MODELS.build(cfg.model)
+
+
+def test_every_config_gets_the_spine_runner_and_atomic_checkpoints():
+    """All configs (ours, the tests' tiny one, the demo) inherit default_runtime: they build
+    SpineRunner (as mmdet's tools/train.py does, via RUNNERS and runner_type) and save with
+    AtomicCheckpointHook."""
+    import glob
+    import os.path as osp
+    from mmengine.registry import RUNNERS
+    from mmdet_spine.engine import SpineRunner
+    # one config of every family folder (the smallest name: a shapes one where there is one),
+    # the demo and the tests' tiny config; mmpretrain's configs use mmpretrain's runtime
+    families = sorted({osp.dirname(p) for p in
+                       glob.glob(osp.join(REPO, 'configs', '*', '*.py')) if '_base_' not in p})
+    paths = [min(glob.glob(osp.join(d, '*.py')), key=lambda p: ('shapes' not in p, len(p)))
+             for d in families]
+    paths.append(osp.join(REPO, 'tests', 'data', 'configs', 'tiny_retinanet_shapes.py'))
+    assert len(paths) >= 5
+    for path in paths:
+        cfg = Config.fromfile(path)
+        assert cfg.get('runner_type') == 'SpineRunner', path
+        assert cfg.default_hooks.checkpoint.type == 'AtomicCheckpointHook', path
+    assert RUNNERS.get('SpineRunner') is SpineRunner

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Distributed testing with torchrun: bash tools/dist_test.sh CONFIG CHECKPOINT NUM_PROCS [test.py args]
 # Environment: NNODES, NODE_RANK, PORT, MASTER_ADDR (as in mmdet); PYTHON (default: python).
+# torchrun through mmdet_spine.engine.launch: a failed job ends with one line naming the rank
+# that failed and why (MMDET_SPINE_TRACEBACK=1 keeps torchrun's report and the tracebacks).
 set -e
 CONFIG=$1
 CHECKPOINT=$2
@@ -12,7 +14,7 @@ MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 PYTHON=${PYTHON:-python}
 
 PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
-"$PYTHON" -m torch.distributed.run \
+"$PYTHON" -m mmdet_spine.engine.launch \
     --nnodes="$NNODES" \
     --node_rank="$NODE_RANK" \
     --master_addr="$MASTER_ADDR" \

@@ -3,6 +3,10 @@
 Usage:
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl]
                          [--show-dir DIR] [--cfg-options k=v ...] [--launcher pytorch]
+                         [--traceback]
+
+A checkpoint written by mmdet-spine is verified against its sha256 record before it is used;
+bad input is one line on stderr (exit code 2).
 """
 import argparse
 import os
@@ -25,6 +29,8 @@ def parse_args():
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    parser.add_argument('--traceback', action='store_true',
+                        help='show the full traceback of an error (or set MMDET_SPINE_TRACEBACK=1)')
     args = parser.parse_args()
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
@@ -40,7 +46,8 @@ def main():
     from mmengine.runner import Runner
 
     from mmdet_spine.engine import setup_distributed
-    from mmdet_spine.engine.cli import UserError, load_config, registry_hint
+    from mmdet_spine.engine.cli import load_config, registry_hint
+    from mmdet_spine.errors import UserError
 
     setup_cache_size_limit_of_dynamo()
     cfg = load_config(args.config, args.cfg_options, args.work_dir)

@@ -3,9 +3,14 @@
 Usage:
     python tools/train.py CONFIG [--work-dir DIR] [--resume [PATH]] [--amp]
                           [--auto-scale-lr] [--cfg-options k=v ...] [--launcher pytorch]
+                          [--traceback]
+
+Bad input is one line on stderr (exit code 2); --traceback or MMDET_SPINE_TRACEBACK=1 shows
+the traceback.
 """
 import argparse
 import os
+import sys
 
 from mmengine.config import DictAction
 
@@ -25,6 +30,8 @@ def parse_args():
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    parser.add_argument('--traceback', action='store_true',
+                        help='show the full traceback of an error (or set MMDET_SPINE_TRACEBACK=1)')
     args = parser.parse_args()
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
@@ -32,14 +39,14 @@ def parse_args():
 
 def main():
     args = parse_args()
-    import mmdet_spine  # noqa: F401  (registers modules, installs safe checkpoint loaders)
+    import mmdet_spine  # noqa: F401  (registers modules, the runner, safe checkpoint schemes)
     from mmdet.utils import setup_cache_size_limit_of_dynamo
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
     from mmdet_spine.engine import find_resumable_checkpoint, setup_distributed
-    from mmdet_spine.engine.cli import (UserError, check_resume_checkpoint, load_config,
-                                        registry_hint)
+    from mmdet_spine.engine.cli import check_resume_checkpoint, load_config, registry_hint
+    from mmdet_spine.errors import UserError
 
     setup_cache_size_limit_of_dynamo()
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
@@ -52,8 +59,12 @@ def main():
                             'in the config')
         cfg.auto_scale_lr.enable = True
     if args.resume == 'auto':
-        # the checkpoint last_checkpoint names if complete, else the newest complete one
-        cfg.resume, cfg.load_from = True, find_resumable_checkpoint(cfg.work_dir)
+        # the newest complete checkpoint that verifies, whatever last_checkpoint names
+        cfg.load_from = find_resumable_checkpoint(cfg.work_dir)
+        cfg.resume = cfg.load_from is not None
+        if not cfg.resume:
+            print(f'--resume: no complete checkpoint in {cfg.work_dir}; training from the start',
+                  file=sys.stderr)
     elif args.resume is not None:
         check_resume_checkpoint(args.resume)
         cfg.resume, cfg.load_from = True, args.resume

@@ -5,4 +5,4 @@ norm_cfg = dict(type='SyncBN', momentum=0.01, eps=1e-3, requires_grad=True)
 model = dict(
     neck=dict(_delete_=True, type='BiFPN', in_channels=[256] * 5, out_channels=256, num_stages=3,
               start_level=0, num_outs=5, min_level=3, fusion='weighted', input_size=640,
-              tf_same_padding=False, norm_cfg=norm_cfg, act_cfg=dict(type='Swish')))
+              tf_same_padding=False, norm_cfg=norm_cfg, act_cfg=dict(type='SiLU')))

@@ -13,7 +13,7 @@ _base_ = [
     '../_base_/datasets/coco_detection_lsj-256.py',
     '../_base_/schedules/spinenet_sgd-500e.py',
 ]
-act_cfg = dict(type='Swish')
+act_cfg = dict(type='SiLU')  # swish, one kernel (torch.nn.SiLU as mmcv registers it)
 model = dict(
     backbone=dict(type='SpineNetMobile', arch='49XS', act_cfg=act_cfg),
     bbox_head=dict(in_channels=24, feat_channels=24, act_cfg=act_cfg, separable=True))

@@ -6,4 +6,4 @@ model = dict(
     neck=dict(_delete_=True, type='BiFPN', in_channels=[512, 1024, 2048], out_channels=256,
               num_stages=3, start_level=0, num_outs=5, min_level=3, fusion='weighted',
               input_size=640, tf_same_padding=False, norm_cfg=norm_cfg,
-              act_cfg=dict(type='Swish')))
+              act_cfg=dict(type='SiLU')))

@@ -5,7 +5,10 @@ annotations whose ``category_id`` the file does not declare, and stops the whole
 inside a dataloader worker) on one missing or corrupt image. :class:`RobustCocoMixin` instead:
 
 * stops with one clear error for a missing, empty or malformed annotation file, or one that
-  leaves no usable image;
+  leaves no usable image (for training: one whose images carry no annotations at all while
+  ``filter_cfg.filter_empty_gt`` drops such images, as mmdet's training configs do; testing
+  on unannotated images, and training on background images with ``filter_empty_gt=False``,
+  work as in mmdet, the latter with a warning);
 * skips, with one counted warning that names each file and annotation, every image with an
   annotation that has an unknown ``category_id``, a malformed/non-finite box, a box with zero or
   negative width/height, or a box entirely outside the image (boxes partly outside are clipped
@@ -27,15 +30,11 @@ from mmengine.logging import print_log
 from mmdet.datasets import CocoDataset
 from mmdet.registry import DATASETS
 
-from ..engine.cli import UserError
+from ..errors import BadDataError
 
 __all__ = ['BadDataError', 'MissingDataError', 'RobustCocoMixin', 'RobustCocoDataset']
 
 BAD_SAMPLE_POLICIES = ('skip', 'error')
-
-
-class BadDataError(UserError):
-    """The dataset's files cannot be used as they are (tools print it as one line)."""
 
 
 class MissingDataError(BadDataError, FileNotFoundError):
@@ -124,6 +123,34 @@ class RobustCocoMixin:
             raise BadDataError(f'{type(self).__name__}: no usable image in {self.ann_file} '
                                f'({len(self.skipped_images)} skipped for bad annotations)')
         return data_list
+
+    def filter_data(self) -> List[dict]:
+        """mmdet's filtering (``filter_cfg``), with one clear error when it leaves nothing.
+
+        An annotation file whose images have no annotations at all is valid for testing
+        (e.g. COCO test-dev) and, with ``filter_cfg.filter_empty_gt=False``, trains on
+        background images (with a warning); with ``filter_empty_gt=True`` (mmdet's training
+        default) every image would be dropped, which is a :class:`BadDataError` naming the file.
+        """
+        kept = super().filter_data()
+        if self.test_mode or not self.data_list:
+            return kept
+        annotated = sum(1 for d in self.data_list if d.get('instances'))
+        name = type(self).__name__
+        if not kept:
+            cfg = self.filter_cfg or {}
+            why = (f'none of its {len(self.data_list)} images has an annotation'
+                   if annotated == 0 else
+                   f'filter_cfg={dict(cfg)} removed all {len(self.data_list)} images')
+            hint = ("; add annotations, or set train_dataloader.dataset.filter_cfg."
+                    "filter_empty_gt=False to train on background images only"
+                    if annotated == 0 and cfg.get('filter_empty_gt') else '')
+            raise BadDataError(f'{name}: no training image left in {self.ann_file}: {why}{hint}')
+        if annotated == 0:
+            print_log(f'{name}: {self.ann_file} has no annotations: training on '
+                      f'{len(kept)} background images only', logger='current',
+                      level=logging.WARNING)
+        return kept
 
     # -- annotations ----------------------------------------------------------------------
     def _annotation_problem(self, ann: dict, width: float, height: float) -> Optional[str]:

@@ -1,106 +1,103 @@
-"""Checkpoints that are complete or absent, never truncated, and never hold NaN/Inf weights.
+"""Checkpoints that are complete or absent, verified when loaded, and never hold NaN/Inf weights.
 
 mmengine 0.10.7 writes ``epoch_N.pth`` and ``last_checkpoint`` in place, so a run killed while
 saving leaves a truncated checkpoint that ``last_checkpoint`` may already name, and with
-``max_keep_ckpts`` it deletes the previous checkpoint *before* writing the new one. Here:
+``max_keep_ckpts`` it deletes the previous checkpoint *before* writing the new one. Here,
+through mmengine's extension points only:
 
-* :func:`atomic_save_checkpoint` (installed as the writer behind ``Runner.save_checkpoint`` by
-  :func:`install_atomic_checkpoints`) serialises to a temporary file in the same directory,
-  fsyncs it, ``os.replace``-s it onto the final name and fsyncs the directory. It refuses to
-  write a ``state_dict`` with non-finite floating values.
+* :class:`AtomicLocalBackend`, registered as the file backend ``'atomic_local'``
+  (``mmengine.fileio.register_backend``): mmengine's ``save_checkpoint`` writes through
+  ``get_file_backend(filename, backend_args)``, and with ``backend_args=dict(backend=
+  'atomic_local')`` its ``put`` serialises to a temporary file, fsyncs, renames onto the final
+  name and then records the file's sha256 in ``<name>.sha256``
+  (:func:`mmdet_spine.fileio.write_checkpoint_bytes`). :class:`~mmdet_spine.engine.SpineRunner`
+  and :class:`AtomicCheckpointHook` select it for every local checkpoint.
 * :class:`AtomicCheckpointHook` (the default ``checkpoint`` hook of our configs) also writes
-  ``last_checkpoint`` that way, only after the checkpoint it names is complete, and deletes
-  checkpoints beyond ``max_keep_ckpts`` only after that.
-* :func:`find_resumable_checkpoint` is what ``tools/train.py --resume`` resumes from: the file
-  ``last_checkpoint`` names if it is a complete checkpoint, else the newest complete one.
+  ``last_checkpoint`` atomically, only after the checkpoint it names is complete, deletes
+  checkpoints beyond ``max_keep_ckpts`` only after that, and on the next save or resume
+  removes what a run killed in between left behind (temporary files, outdated checkpoints).
+* :func:`find_resumable_checkpoint` is what ``--resume`` (without a path) continues from:
+  the newest complete checkpoint that verifies, whatever ``last_checkpoint`` says.
 """
 import glob
 import logging
-import io
 import os
 import os.path as osp
 import re
-import tempfile
 import zipfile
-from typing import Optional
+from typing import Dict, List, Optional, Tuple
 
-import torch
 from mmengine.dist import is_main_process
-from mmengine.fileio import get_file_backend
+from mmengine.fileio import get_file_backend, register_backend
 from mmengine.fileio.backends import LocalBackend
 from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
 from mmdet.registry import HOOKS
 
+from ..errors import CheckpointSafetyError
+from ..fileio import (SHA256_SUFFIX, TMP_SUFFIX, atomic_write_bytes, check_zip_crc,
+                      remove_checkpoint, verify_recorded_sha256, write_checkpoint_bytes)
 from .nonfinite_loss import NonFiniteLossError, non_finite_tensors
 
-__all__ = ['AtomicCheckpointHook', 'atomic_save_checkpoint', 'atomic_write_bytes',
-           'find_resumable_checkpoint', 'install_atomic_checkpoints', 'TMP_SUFFIX']
+__all__ = ['AtomicCheckpointHook', 'AtomicLocalBackend', 'ATOMIC_BACKEND',
+           'atomic_backend_args', 'atomic_save_checkpoint', 'atomic_write_bytes',
+           'check_finite_weights', 'find_resumable_checkpoint', 'is_complete_checkpoint',
+           'verify_checkpoint', 'TMP_SUFFIX']
 
-#: Suffix of the temporary files; a leftover one (the run was killed while saving) is
-#: removed by :class:`AtomicCheckpointHook` at the start of the next run.
-TMP_SUFFIX = '.saving'
-
-
-def _write(fh, data: bytes) -> None:
-    """Write ``data`` to the open temporary file (a seam for tests that kill mid-write)."""
-    fh.write(data)
+#: Name of the file backend registered with mmengine.
+ATOMIC_BACKEND = 'atomic_local'
 
 
-def _fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some file systems cannot fsync a directory; the rename is still atomic
-    finally:
-        os.close(fd)
+class AtomicLocalBackend(LocalBackend):
+    """mmengine's ``LocalBackend`` whose ``put`` is atomic and records the file's sha256.
 
-
-def atomic_write_bytes(data: bytes, path: str) -> None:
-    """Write ``data`` to ``path`` so that ``path`` is either the old file or the new one.
-
-    Args:
-        data (bytes): File content.
-        path (str): Destination on a local file system.
+    Everything else (``get``, ``join_path``, ``isfile``, ``remove``, ...) is ``LocalBackend``'s.
+    Selected with ``backend_args=dict(backend='atomic_local')``.
     """
-    path = osp.abspath(path)
-    directory = osp.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix=TMP_SUFFIX,
-                               dir=directory)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # what open() would have given, not mkstemp's 0600
-        with os.fdopen(fd, 'wb') as fh:
-            _write(fh, data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(directory)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+
+    def put(self, obj: bytes, filepath) -> None:
+        """Write ``obj`` to ``filepath`` (tmp + fsync + rename) and then ``filepath.sha256``."""
+        write_checkpoint_bytes(obj, str(filepath))
 
 
-def _is_local(filename: str, backend_args: Optional[dict]) -> bool:
+try:
+    register_backend(ATOMIC_BACKEND, AtomicLocalBackend)
+except ValueError:  # already registered (this module was imported twice, e.g. reloaded)
+    pass
+
+
+def _is_local(filename: str, backend_args: Optional[dict] = None) -> bool:
     try:
         return isinstance(get_file_backend(filename, backend_args=backend_args), LocalBackend)
-    except Exception:
+    except Exception:  # noqa: BLE001  (unknown prefixes/backends: not ours to make atomic)
         return False
 
 
-_original_save_checkpoint = None
+def atomic_backend_args(out_dir: str, backend_args: Optional[dict]) -> Optional[dict]:
+    """``backend_args`` for saving into ``out_dir``: ``'atomic_local'`` for local directories
+    when nothing else was asked for, otherwise ``backend_args`` unchanged."""
+    if backend_args is None and _is_local(str(out_dir)) and '://' not in str(out_dir):
+        return dict(backend=ATOMIC_BACKEND)
+    return backend_args
+
+
+def check_finite_weights(state_dict: Dict, filename: str) -> None:
+    """Refuse to save weights holding NaN/Inf.
+
+    Raises:
+        NonFiniteLossError: naming the file and (up to three of) the tensors.
+    """
+    bad = non_finite_tensors(state_dict) if isinstance(state_dict, dict) else None
+    if bad:
+        raise NonFiniteLossError(
+            f'Refusing to write checkpoint {filename}: the weights hold NaN/Inf values '
+            f'({", ".join(bad)}). The previous checkpoint is left untouched.')
 
 
 def atomic_save_checkpoint(checkpoint: dict, filename: str, file_client_args=None,
                            backend_args=None) -> None:
-    """Drop-in for ``mmengine.runner.save_checkpoint``: atomic on local disks, finite only.
+    """mmengine's ``save_checkpoint`` with the finiteness check, atomic on local disks.
 
     Args:
         checkpoint (dict): What mmengine saves (``meta``, ``state_dict``, ...).
@@ -111,42 +108,13 @@ def atomic_save_checkpoint(checkpoint: dict, filename: str, file_client_args=Non
     Raises:
         NonFiniteLossError: ``checkpoint['state_dict']`` holds NaN/Inf; nothing is written.
     """
+    from mmengine.runner.checkpoint import save_checkpoint
     state = checkpoint.get('state_dict') if isinstance(checkpoint, dict) else None
-    bad = non_finite_tensors(state) if isinstance(state, dict) else None
-    if bad:
-        raise NonFiniteLossError(
-            f'Refusing to write checkpoint {filename}: the weights hold NaN/Inf values '
-            f'({", ".join(bad)}). The previous checkpoint is left untouched.')
-    if (file_client_args is not None or str(filename).startswith('pavi://')
-            or not _is_local(str(filename), backend_args)):
-        return _original_save_checkpoint(checkpoint, filename, file_client_args=file_client_args,
-                                         backend_args=backend_args)
-    with io.BytesIO() as buf:
-        torch.save(checkpoint, buf)
-        atomic_write_bytes(buf.getvalue(), str(filename))
-
-
-_installed = False
-
-
-def install_atomic_checkpoints() -> None:
-    """Route mmengine's checkpoint writing through :func:`atomic_save_checkpoint`.
-
-    ``Runner.save_checkpoint`` and ``CheckpointHook``'s publishing call the module-level
-    ``save_checkpoint`` of ``mmengine.runner``; those names are pointed at our writer.
-    Idempotent.
-    """
-    global _installed, _original_save_checkpoint
-    if _installed:
-        return
-    import mmengine.runner as mm_runner
-    from mmengine.runner import checkpoint as mm_ckpt
-    from mmengine.runner import runner as mm_runner_mod
-    _original_save_checkpoint = mm_ckpt.save_checkpoint
-    mm_ckpt.save_checkpoint = atomic_save_checkpoint
-    mm_runner_mod.save_checkpoint = atomic_save_checkpoint
-    mm_runner.save_checkpoint = atomic_save_checkpoint
-    _installed = True
+    check_finite_weights(state, filename)
+    if file_client_args is None:
+        backend_args = atomic_backend_args(osp.dirname(str(filename)) or '.', backend_args)
+    save_checkpoint(checkpoint, str(filename), file_client_args=file_client_args,
+                    backend_args=backend_args)
 
 
 def is_complete_checkpoint(path: str) -> bool:
@@ -155,8 +123,26 @@ def is_complete_checkpoint(path: str) -> bool:
     try:
         with zipfile.ZipFile(path) as zf:
             return any(n.endswith('data.pkl') for n in zf.namelist())
-    except (OSError, zipfile.BadZipFile):
+    except (OSError, zipfile.BadZipFile, ValueError):
         return False
+
+
+def verify_checkpoint(path: str) -> Optional[str]:
+    """Why ``path`` cannot be resumed from, or None when it is complete and verifies.
+
+    Verifying means: the sha256 record written next to it matches, or (a checkpoint without a
+    record) every zip record matches its CRC-32. Nothing is unpickled.
+    """
+    if not osp.isfile(path):
+        return 'it does not exist'
+    if not is_complete_checkpoint(path):
+        return 'it is incomplete (no zip directory: a truncated write?)'
+    try:
+        if not verify_recorded_sha256(path):
+            check_zip_crc(path)
+    except CheckpointSafetyError as e:
+        return f'it failed verification ({e})'
+    return None
 
 
 def _step_of(path: str) -> int:
@@ -164,56 +150,95 @@ def _step_of(path: str) -> int:
     return int(m.group(1)) if m else -1
 
 
+def _kind_of(path: str) -> Optional[str]:
+    m = re.match(r'(epoch|iter)_\d+\.pth$', osp.basename(path))
+    return m.group(1) if m else None
+
+
 def find_resumable_checkpoint(work_dir: str) -> Optional[str]:
     """The checkpoint ``--resume`` (without a path) should continue from, or None.
 
-    The file named in ``work_dir/last_checkpoint`` when it is complete; otherwise (a missing
-    or truncated file, e.g. written by an older mmengine writer) the complete
-    ``epoch_*.pth``/``iter_*.pth`` in ``work_dir`` with the highest step, with a warning.
+    The newest (highest step) complete ``epoch_*.pth``/``iter_*.pth`` that verifies (see
+    :func:`verify_checkpoint`), looked for in ``work_dir`` and in the directory that
+    ``work_dir/last_checkpoint`` points into. ``last_checkpoint`` itself only decides between
+    files of the same step and names the kind (epoch or iter) to look for; when it names a
+    file that is older, missing, incomplete or does not verify, a warning says which file is
+    resumed instead and why.
     """
     named = None
     pointer = osp.join(work_dir, 'last_checkpoint')
     if osp.isfile(pointer):
         with open(pointer) as f:
             named = f.read().strip() or None
-    if named and (not _is_local(named, None) or is_complete_checkpoint(named)):
-        return named
-    candidates = glob.glob(osp.join(work_dir, 'epoch_*.pth')) + \
-        glob.glob(osp.join(work_dir, 'iter_*.pth'))
-    for path in sorted(candidates, key=lambda p: (_step_of(p), osp.getmtime(p)), reverse=True):
-        if is_complete_checkpoint(path):
-            if named:
-                print_log(f'last_checkpoint names {named}, which is missing or incomplete; '
-                          f'resuming from {path} instead', logger='current',
+    if named and not _is_local(named):
+        return named  # remote storage: mmengine's loader reads it; nothing to compare with
+    dirs = {osp.abspath(work_dir)}
+    if named:
+        dirs.add(osp.abspath(osp.dirname(named) or work_dir))
+    kinds = [_kind_of(named)] if named and _kind_of(named) else ['epoch', 'iter']
+    candidates = {osp.abspath(p) for d in dirs for k in kinds
+                  for p in glob.glob(osp.join(glob.escape(d), f'{k}_*.pth'))}
+    if named:
+        candidates.add(osp.abspath(named))
+    # newest first; at equal steps the file last_checkpoint names, then the newest mtime
+    order = sorted(candidates, key=lambda p: (
+        _step_of(p), named is not None and p == osp.abspath(named),
+        osp.getmtime(p) if osp.exists(p) else 0), reverse=True)
+    rejected: List[Tuple[str, str]] = []
+    for path in order:
+        why = verify_checkpoint(path)
+        if why is None:
+            for bad, reason in rejected:
+                print_log(f'Not resuming from {bad}: {reason}', logger='current',
                           level=logging.WARNING)
+            if named and osp.abspath(named) != path:
+                if not any(b == osp.abspath(named) for b, _ in rejected):
+                    print_log(f'last_checkpoint names {named}, but {path} is newer and '
+                              'complete; resuming from it', logger='current',
+                              level=logging.WARNING)
+                else:
+                    print_log(f'resuming from {path}, the newest checkpoint that verifies',
+                              logger='current', level=logging.WARNING)
             return path
+        rejected.append((path, why))
+    for bad, reason in rejected:
+        print_log(f'Not resuming from {bad}: {reason}', logger='current',
+                  level=logging.WARNING)
     return None
+
+
+def _tmpl_regex(filename_tmpl: str) -> Optional[re.Pattern]:
+    if filename_tmpl.count('{}') != 1:
+        return None
+    head, tail = filename_tmpl.split('{}')
+    return re.compile(re.escape(head) + r'(\d+)' + re.escape(tail) + '$')
 
 
 @HOOKS.register_module()
 class AtomicCheckpointHook(CheckpointHook):
-    """mmengine's ``CheckpointHook`` with crash-safe bookkeeping.
+    """mmengine's ``CheckpointHook`` with crash-safe, verified bookkeeping.
 
-    Same arguments and behaviour as :class:`mmengine.hooks.CheckpointHook`, except that
+    Same arguments and behaviour as :class:`mmengine.hooks.CheckpointHook`, except that:
+    local checkpoints are written atomically with a sha256 record (the ``'atomic_local'``
+    file backend, unless ``backend_args`` asks for another) and never with NaN/Inf weights;
     ``last_checkpoint`` is replaced atomically and only once the checkpoint it names is
-    complete, checkpoints beyond ``max_keep_ckpts`` are deleted only after the new one is
-    safely written, and temporary files left by a run killed while saving are removed at the
-    start of the next run.
+    complete; checkpoints beyond ``max_keep_ckpts`` are deleted only after the new one is
+    safely written; and at the start of a run and after every save, temporary files and
+    outdated checkpoints (with their records) left by a run killed in between are removed.
     """
 
     def before_train(self, runner) -> None:
         super().before_train(runner)
-        if not is_main_process():
-            return
-        for directory in {runner.work_dir, self.out_dir}:
-            if not isinstance(directory, str) or not osp.isdir(directory):
-                continue
-            for tmp in glob.glob(osp.join(directory, f'.*{TMP_SUFFIX}')):
-                runner.logger.warning(f'Removing {tmp}: an incomplete checkpoint left by a run '
-                                      'that was killed while saving')
-                os.remove(tmp)
+        if is_main_process():
+            self._remove_leftovers(runner)
 
+    # -- saving ---------------------------------------------------------------------------
     def _save_checkpoint_with_step(self, runner, step, meta):
+        ckpt_filename = self.filename_tmpl.format(step)
+        # every rank stops alike (SpineRunner checks too; a plain mmengine Runner does not)
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        check_finite_weights(model.state_dict(),
+                             self.file_backend.join_path(self.out_dir, ckpt_filename))
         outdated = []
         if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and
                                             self.keep_ckpt_ids[-1] == step):
@@ -222,20 +247,59 @@ class AtomicCheckpointHook(CheckpointHook):
             self.keep_ckpt_ids.append(step)
             runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
 
-        ckpt_filename = self.filename_tmpl.format(step)
         self.last_ckpt = self.file_backend.join_path(self.out_dir, ckpt_filename)
         runner.message_hub.update_info('last_ckpt', self.last_ckpt)
+        backend_args = (self.backend_args if self.file_client_args is not None else
+                        atomic_backend_args(self.out_dir, self.backend_args))
         runner.save_checkpoint(
             self.out_dir, ckpt_filename, self.file_client_args,
             save_optimizer=self.save_optimizer, save_param_scheduler=self.save_param_scheduler,
-            meta=meta, by_epoch=self.by_epoch, backend_args=self.backend_args, **self.args)
+            meta=meta, by_epoch=self.by_epoch, backend_args=backend_args, **self.args)
         if not is_main_process():
             return
         atomic_write_bytes(str(self.last_ckpt).encode(), osp.join(runner.work_dir,
                                                                   'last_checkpoint'))
         for old in outdated:
-            path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(old))
-            if self.file_backend.isfile(path):
+            self._remove(self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(old)))
+        self._remove_leftovers(runner)
+
+    # -- clean-up -------------------------------------------------------------------------
+    def _remove(self, path: str) -> None:
+        if self.file_backend.isfile(path):
+            if isinstance(self.file_backend, LocalBackend):
+                remove_checkpoint(path)  # and its sha256 record
+            else:
                 self.file_backend.remove(path)
-            elif self.file_backend.isdir(path):
-                self.file_backend.rmtree(path)  # deepspeed checkpoints are directories
+        elif self.file_backend.isdir(path):
+            self.file_backend.rmtree(path)  # deepspeed checkpoints are directories
+
+    def _remove_leftovers(self, runner) -> None:
+        """Remove what a run killed mid-save or mid-clean-up left behind (local dirs only):
+        temporary files, checkpoints older than the ones ``max_keep_ckpts`` keeps, and sha256
+        records without their checkpoint."""
+        for directory in {runner.work_dir, self.out_dir}:
+            if not isinstance(directory, str) or not osp.isdir(directory):
+                continue
+            for tmp in glob.glob(osp.join(glob.escape(directory), f'.*{TMP_SUFFIX}')):
+                runner.logger.warning(f'Removing {tmp}: an incomplete checkpoint left by a run '
+                                      'that was killed while saving')
+                remove_checkpoint(tmp)
+        if not isinstance(self.out_dir, str) or not osp.isdir(self.out_dir) or \
+                not isinstance(self.file_backend, LocalBackend):
+            return
+        pattern = _tmpl_regex(self.filename_tmpl)
+        keep = list(getattr(self, 'keep_ckpt_ids', []) or [])
+        if self.max_keep_ckpts > 0 and keep and pattern is not None:
+            for name in sorted(os.listdir(self.out_dir)):
+                m = pattern.match(name)
+                if m and int(m.group(1)) not in keep and int(m.group(1)) < max(keep):
+                    path = osp.join(self.out_dir, name)
+                    runner.logger.warning(f'Removing {path}: beyond max_keep_ckpts='
+                                          f'{self.max_keep_ckpts} (left by a run that was '
+                                          'killed before it could delete it)')
+                    remove_checkpoint(path)
+        for record in glob.glob(osp.join(glob.escape(self.out_dir), f'*.pth{SHA256_SUFFIX}')):
+            if not osp.exists(record[:-len(SHA256_SUFFIX)]):
+                remove_checkpoint(record)
+
+

@@ -1,19 +1,26 @@
 """Say which checkpoint weights were skipped for a shape mismatch, and why, never silently.
 
 Loading a checkpoint into a model whose head differs (e.g. a COCO model with 80 classes into
-a 3-class model, via ``load_from`` or ``init_cfg=dict(type='Pretrained')``), mmengine keeps the
-model's own initialisation for those parameters and mentions it inside a long
-"do not match exactly" message. :func:`install_shape_mismatch_report` makes mmengine's
-``load_state_dict`` first log one WARNING that lists every skipped key with the checkpoint's
-and the model's shape.
+a 3-class model via ``load_from``), mmengine keeps the model's own initialisation for those
+parameters and mentions it inside a long "do not match exactly" message.
+:class:`ShapeMismatchReportHook` (which :class:`~mmdet_spine.engine.SpineRunner` always has)
+logs, before the weights are loaded, one WARNING that lists every skipped key with the
+checkpoint's and the model's shape. It runs at mmengine's ``after_load_checkpoint`` hook
+point, so it covers ``load_from`` and ``--resume`` (``init_cfg=dict(type='Pretrained')`` is
+loaded by mmengine's initialiser outside the runner and keeps mmengine's own message).
 """
 import logging
-from typing import List, Tuple
+import re
+from collections import OrderedDict
+from typing import List, Sequence, Tuple
 
 import torch
+from mmengine.hooks import Hook
 from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+from mmdet.registry import HOOKS
 
-__all__ = ['shape_mismatches', 'install_shape_mismatch_report']
+__all__ = ['shape_mismatches', 'report_shape_mismatches', 'ShapeMismatchReportHook']
 
 
 def shape_mismatches(module: torch.nn.Module, state_dict: dict) -> List[Tuple[str, tuple, tuple]]:
@@ -23,7 +30,8 @@ def shape_mismatches(module: torch.nn.Module, state_dict: dict) -> List[Tuple[st
         module (nn.Module): The model (wrappers with ``.module`` are unwrapped).
         state_dict (dict): The checkpoint's state dict.
     """
-    if hasattr(module, 'module') and isinstance(module.module, torch.nn.Module):
+    if is_model_wrapper(module) or (hasattr(module, 'module') and
+                                    isinstance(module.module, torch.nn.Module)):
         module = module.module
     own = module.state_dict()
     out = []
@@ -33,34 +41,40 @@ def shape_mismatches(module: torch.nn.Module, state_dict: dict) -> List[Tuple[st
     return out
 
 
-def _report(module, state_dict, strict, logger) -> None:
+def report_shape_mismatches(module: torch.nn.Module, state_dict: dict, strict: bool = False,
+                            logger=None) -> int:
+    """Log one WARNING listing every tensor of ``state_dict`` whose shape differs from the
+    model's; returns how many there were (nothing is logged for 0)."""
     bad = shape_mismatches(module, state_dict)
     if not bad:
-        return
+        return 0
     lines = '\n'.join(f'  {k}: checkpoint {list(c)} vs model {list(m)}' for k, c, m in bad)
     verdict = ('loading fails (strict=True)' if strict else
                'these weights were NOT loaded; the model keeps its own initialisation for them')
     print_log(f'Checkpoint/model shape mismatch in {len(bad)} tensors, {verdict} (e.g. a head '
               f'trained for a different num_classes):\n{lines}',
               logger=logger or 'current', level=logging.WARNING)
+    return len(bad)
 
 
-_installed = False
+@HOOKS.register_module()
+class ShapeMismatchReportHook(Hook):
+    """List the checkpoint tensors that cannot be loaded for their shape, before loading.
 
+    Args:
+        revise_keys (sequence of (pattern, replacement)): Applied to the checkpoint's keys
+            first, as ``Runner.load_checkpoint`` does. Default: strip ``module.``.
+    """
 
-def install_shape_mismatch_report() -> None:
-    """Wrap ``mmengine.runner.checkpoint.load_state_dict`` (used by ``load_from``, ``--resume``
-    and ``Pretrained`` init) so shape mismatches are listed first. Idempotent."""
-    global _installed
-    if _installed:
-        return
-    from mmengine.runner import checkpoint as ckpt
-    original = ckpt.load_state_dict
+    priority = 'VERY_LOW'
 
-    def load_state_dict(module, state_dict, strict=False, logger=None):
-        _report(module, state_dict, strict, logger)
-        return original(module, state_dict, strict=strict, logger=logger)
+    def __init__(self, revise_keys: Sequence[Tuple[str, str]] = ((r'^module\.', ''),)):
+        self.revise_keys = [tuple(p) for p in revise_keys]
 
-    load_state_dict.__doc__ = original.__doc__
-    ckpt.load_state_dict = load_state_dict
-    _installed = True
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else {}
+        if not isinstance(state, dict):
+            return
+        for pattern, replacement in self.revise_keys:
+            state = OrderedDict((re.sub(pattern, replacement, k), v) for k, v in state.items())
+        report_shape_mismatches(runner.model, state, logger=runner.logger)

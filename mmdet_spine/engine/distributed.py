@@ -8,17 +8,37 @@ itself (so the runner skips its own CUDA-only init) and makes DDP wrap a CPU mod
 Failure behaviour: every collective times out after ``env_cfg.dist_cfg.timeout`` seconds
 (default 1800), so a rank whose peer hangs exits with an error instead of waiting forever; a
 peer that dies closes its gloo connections and the others fail at their next collective;
-torchrun (``tools/dist_train.sh``) also stops the remaining workers when one exits with an
-error. NCCL runs get ``TORCH_NCCL_ASYNC_ERROR_HANDLING=1`` for the same behaviour.
+the launcher (``tools/dist_train.sh``: :mod:`mmdet_spine.engine.launch`, torchrun's agent)
+also stops the remaining workers when one exits with an error. NCCL runs get
+``TORCH_NCCL_ASYNC_ERROR_HANDLING=1`` for the same behaviour.
+
+Reporting: a rank that fails writes its one-line reason (:func:`record_failure`) into the
+error file torchrun's agent gives every worker (``TORCHELASTIC_ERROR_FILE``) instead of
+printing a traceback; the launcher prints one line for the whole job, naming the rank that
+failed first and why (a rank killed by a signal, or a rank's own error, before the ranks that
+only lost their connection to it: :func:`peer_failure`).
 """
 import datetime
+import json
 import os
+import re
+import time
+from typing import Optional, Tuple
 
 import torch
 import torch.distributed as dist
 from mmengine.config import Config
 
-from .cli import UserError
+from ..errors import UserError
+
+__all__ = ['setup_distributed', 'peer_failure', 'record_failure', 'PEER_LOST']
+
+#: ``kind`` of a failure that only says a collective with another rank failed.
+PEER_LOST = 'peer-lost'
+_PEER_MARKERS = re.compile(
+    r'(connection (closed|reset) by peer|broken pipe|timed out|timeout|'
+    r'socket|gloo|nccl|watchdog|process group|collective operation|communicator)',
+    re.IGNORECASE)
 
 
 def setup_distributed(cfg: Config, launcher: str) -> None:
@@ -54,3 +74,53 @@ def setup_distributed(cfg: Config, launcher: str) -> None:
     world_size = int(os.environ['WORLD_SIZE'])
     dist.init_process_group('gloo', rank=rank, world_size=world_size,
                             timeout=datetime.timedelta(seconds=timeout))
+
+
+def _world_size() -> int:
+    try:
+        return int(os.environ.get('WORLD_SIZE', '1'))
+    except ValueError:
+        return 1
+
+
+def peer_failure(e: BaseException) -> Optional[Tuple[int, str]]:
+    """``(1, one-line message)`` when ``e`` is a failed collective of a distributed run (a
+    peer rank died, hung past the timeout or closed its connection), else None."""
+    if _world_size() <= 1:
+        return None
+    dist_error = getattr(torch.distributed, 'DistError', None)
+    text = str(e).strip()
+    first = next((line.strip() for line in text.splitlines() if line.strip()), type(e).__name__)
+    is_dist = dist_error is not None and isinstance(e, dist_error)
+    if not is_dist and not (isinstance(e, (RuntimeError, OSError, ConnectionError))
+                            and _PEER_MARKERS.search(text)):
+        return None
+    first = re.sub(r'^\[[^\]]*\.(cc|cpp|h):\d+\]\s*', '', first)  # gloo's source location
+    return 1, (f'a collective with the other ranks failed ({first}): another rank died or '
+               'hung (the launcher names it)')
+
+
+def record_failure(message: str, kind: str, exit_code: int) -> bool:
+    """Write a rank's one-line failure into torchrun's per-worker error file.
+
+    Args:
+        message (str): The one line to report.
+        kind (str): ``'user'``, ``'aborted'`` or :data:`PEER_LOST`.
+        exit_code (int): The code the rank exits with.
+
+    Returns:
+        bool: False when there is no error file (not started by torchrun's agent): the
+        caller prints the line itself.
+    """
+    path = os.environ.get('TORCHELASTIC_ERROR_FILE')
+    if not path:
+        return False
+    data = {'message': message, 'timestamp': str(int(time.time())),
+            'mmdet_spine': {'kind': kind, 'exit_code': exit_code,
+                            'time': time.time()}}
+    try:
+        with open(path, 'w') as f:
+            json.dump(data, f)
+    except OSError:
+        return False
+    return True

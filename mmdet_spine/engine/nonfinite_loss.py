@@ -20,9 +20,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmdet.registry import HOOKS
 
-
-class TrainingAborted(RuntimeError):
-    """Training was stopped on purpose with a message for the user (tools print one line)."""
+from ..errors import ConfigError, TrainingAborted
 
 
 class NonFiniteLossError(TrainingAborted):
@@ -119,11 +117,11 @@ class NonFiniteLossHook(Hook):
     def __init__(self, action: str = 'stop', max_consecutive_skips: int = 10,
                  check_grads: bool = True):
         if action not in self.ACTIONS:
-            raise ValueError(f'NonFiniteLossHook: action={action!r} is not one of '
-                             f'{self.ACTIONS}')
+            raise ConfigError(f'NonFiniteLossHook: action={action!r} is not one of '
+                              f'{self.ACTIONS}')
         if not isinstance(max_consecutive_skips, int) or max_consecutive_skips < 1:
-            raise ValueError('NonFiniteLossHook: max_consecutive_skips must be a positive int, '
-                             f'got {max_consecutive_skips!r}')
+            raise ConfigError('NonFiniteLossHook: max_consecutive_skips must be a positive int, '
+                              f'got {max_consecutive_skips!r}')
         self.action = action
         self.max_consecutive_skips = max_consecutive_skips
         self.check_grads = check_grads
@@ -169,7 +167,12 @@ class NonFiniteLossHook(Hook):
                     and self._grads_not_finite(ow)):
                 self._on_nonfinite({}, what='gradient')
                 return None  # the update is dropped; update_params zeroes the grads
-            return _orig(*args, **kwargs)
+            try:
+                return _orig(*args, **kwargs)
+            except RuntimeError as e:  # torch: "value cannot be converted ... without overflow"
+                if 'overflow' not in str(e):
+                    raise
+                self._on_overflow(ow, e)
 
         ow.update_params, ow.step = update_params, step
         ow._nonfinite_guard = self
@@ -207,6 +210,30 @@ class NonFiniteLossHook(Hook):
             log_vars = type(log_vars)((k, v) for k, v in log_vars.items()
                                       if _is_finite_number(v))
         return loss, log_vars
+
+    def _on_overflow(self, ow: OptimWrapper, error: RuntimeError) -> None:
+        """The optimizer step itself overflowed (e.g. ``lr=1e39`` does not fit float32)."""
+        found = []
+        for i, group in enumerate(ow.optimizer.param_groups):
+            dtypes = {p.dtype for p in group['params'] if p.is_floating_point()}
+            limit = min((torch.finfo(d).max for d in dtypes), default=torch.finfo().max)
+            for key, value in group.items():
+                values = value if isinstance(value, (tuple, list)) else [value]
+                if key in ('params', 'initial_lr'):
+                    continue
+                if any(isinstance(v, (int, float)) and not isinstance(v, bool) and
+                       (not math.isfinite(v) or abs(v) > limit) for v in values):
+                    found.append(f'param group {i}: {key}={value!r} does not fit '
+                                 f'{"/".join(str(d).replace("torch.", "") for d in dtypes)} '
+                                 f'(max {limit:.3g})')
+        more = f' (and {len(found) - 3} more)' if len(found) > 3 else ''
+        what = ('; '.join(found[:3]) + more) if found else str(error).strip().splitlines()[0]
+        msg = (f'Optimizer step overflowed at {self._where}: {what}. Training stopped before '
+               'applying the update; no checkpoint holds it. Use a learning rate (and other '
+               'optimizer values) the weights\' dtype can represent.')
+        if self._runner is not None:
+            self._runner.logger.error(msg)
+        raise NonFiniteLossError(msg) from None
 
     def _on_nonfinite(self, log_vars: Dict, what: str) -> None:
         terms = ', '.join(f'{k}={_fmt(v)}' for k, v in log_vars.items() if 'loss' in k)

@@ -4,14 +4,14 @@ With it, ``load_from='zoo://efficientdet-d0_effdet'`` (or ``tools/test.py CONFIG
 zoo://NAME``, or ``init_cfg=dict(type='Pretrained', checkpoint='zoo://NAME')``) loads the
 zoo model's converted checkpoint: from the cache without any network access when it is
 there, otherwise fetched (downloaded, verified, converted) first, on rank 0 only in a
-distributed run. Loading is :func:`~mmdet_spine.engine.safe_torch_load`
+distributed run. Loading is :func:`~mmdet_spine.fileio.safe_torch_load`
 (``weights_only=True``).
 """
 import os
 
 import torch
 
-from ..engine.checkpoint_safety import safe_torch_load
+from ..fileio import safe_torch_load
 from .fetch import cached_or_fetch
 
 __all__ = ['ZOO_PREFIX', 'load_from_zoo', 'register_zoo_scheme']

@@ -8,8 +8,8 @@ where the weights come from and how they become ours::
     Upstream:
       Source: <the public file that publishes the URL>
       Format: effdet-pytorch | mmdet | tf-model-garden | tf-tpu-legacy | automl-tf
-      SHA256: <full sha256 or the published prefix>   # null where none is published
-      Converter: effdet2mmdet | spinenet_tf2mmdet | null
+      SHA256: '<full sha256 or the published prefix>'  # quoted; null where none is published
+      Converter: effdet2mmdet | spinenet_tf2mmdet | tpu_legacy2mmdet | null
       Converter Args: {num_classes: 80}
       Converter Note: <why there is none, or what it does not convert yet>
       Cfg Options: {model.backbone.padding_mode: tf_same}  # to evaluate the converted weights
@@ -21,12 +21,14 @@ paths are relative to the directory of the index file that imported them.
 import difflib
 import os
 import os.path as osp
+import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 import yaml
 
-from ..engine.cli import UserError
+from ..converters import CONVERTERS  # converter name -> the upstream format it reads
+from ..errors import ZooError
 
 __all__ = ['ZooError', 'ZooModel', 'ENV_INDEX', 'FORMATS', 'CONVERTERS', 'default_index_path',
            'index_paths', 'load_model_index', 'get_model']
@@ -35,14 +37,9 @@ __all__ = ['ZooError', 'ZooModel', 'ENV_INDEX', 'FORMATS', 'CONVERTERS', 'defaul
 ENV_INDEX = 'MMDET_SPINE_ZOO_INDEX'
 #: Upstream file formats the zoo knows.
 FORMATS = ('mmdet', 'effdet-pytorch', 'tf-model-garden', 'tf-tpu-legacy', 'automl-tf')
-#: Converters the zoo can run, and the upstream format each one reads.
-CONVERTERS = {'effdet2mmdet': 'effdet-pytorch', 'spinenet_tf2mmdet': 'tf-model-garden'}
 
+_HEX = re.compile(r'[0-9a-fA-F]{8,64}')
 _PACKAGE_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-class ZooError(UserError):
-    """A model-zoo failure the user can act on (reported as one line by the tools)."""
 
 
 @dataclass
@@ -110,7 +107,7 @@ class ZooModel:
     @property
     def needs_tensorflow(self) -> bool:
         """True when converting needs a TensorFlow interpreter (``--tf-python``)."""
-        return self.converter == 'spinenet_tf2mmdet'
+        return self.converter in ('spinenet_tf2mmdet', 'tpu_legacy2mmdet')
 
     @property
     def box_ap(self) -> Optional[float]:
@@ -161,6 +158,12 @@ def _check_model(entry: Dict[str, Any], metafile: str) -> None:
     upstream = entry.get('Upstream') or {}
     if upstream and not entry.get('Weights'):
         raise ZooError(f'{metafile}: model {name} has an Upstream block but no Weights URL')
+    sha = upstream.get('SHA256')
+    if sha is not None and not (isinstance(sha, str) and _HEX.fullmatch(sha)):
+        raise ZooError(f'{metafile}: model {name}: Upstream.SHA256={sha!r} is not a sha256 (a '
+                       'string of 8 to 64 hex digits, or null when none is published); quote '
+                       "it in the YAML: unquoted, 000...0 reads as the number 0 and 01234567 "
+                       'as an octal number')
     fmt = upstream.get('Format', 'mmdet')
     if fmt not in FORMATS:
         raise ZooError(f'{metafile}: model {name}: Upstream.Format={fmt!r}; valid: '

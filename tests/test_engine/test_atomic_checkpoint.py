@@ -4,11 +4,11 @@ import os
 import pytest
 import torch
 
-from mmdet_spine.engine import atomic_checkpoint
+from mmdet_spine.fileio import atomic_write
 from mmdet_spine.engine.atomic_checkpoint import (atomic_save_checkpoint, atomic_write_bytes,
                                                   find_resumable_checkpoint,
                                                   is_complete_checkpoint)
-from mmdet_spine.engine.checkpoint_safety import safe_torch_load
+from mmdet_spine.fileio import safe_torch_load
 
 
 def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path, monkeypatch):
@@ -19,7 +19,7 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path, monkeypatc
         fh.write(data[:2])
         raise OSError('disk full')
 
-    monkeypatch.setattr(atomic_checkpoint, '_write', crash)
+    monkeypatch.setattr(atomic_write, '_write', crash)
     with pytest.raises(OSError, match='disk full'):
         atomic_write_bytes(b'new content', str(path))
     assert path.read_bytes() == b'old'
@@ -45,6 +45,8 @@ def test_resume_falls_back_to_newest_complete_checkpoint(tmp_path):
     (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'epoch_3.pth'))
     assert not is_complete_checkpoint(str(tmp_path / 'epoch_3.pth'))
     assert find_resumable_checkpoint(str(tmp_path)) == str(tmp_path / 'epoch_2.pth')
+    # a stale last_checkpoint (a kill while it was being rewritten) does not win over a newer
+    # complete checkpoint (#14: it resumed from epoch 9 although epoch_10.pth was complete)
     (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'epoch_1.pth'))
-    assert find_resumable_checkpoint(str(tmp_path)) == str(tmp_path / 'epoch_1.pth')
+    assert find_resumable_checkpoint(str(tmp_path)) == str(tmp_path / 'epoch_2.pth')
     assert find_resumable_checkpoint(str(tmp_path / 'nothing_here')) is None

@@ -7,12 +7,11 @@ import torch
 import torch.nn as nn
 from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
-from mmengine.runner.checkpoint import load_checkpoint
 
 import mmdet_spine  # noqa: F401
 from mmdet.registry import MODELS
 
-from mmdet_spine.engine.cli import UserError
+from mmdet_spine.errors import UserError
 from mmdet_spine.engine.distributed import setup_distributed
 from mmdet_spine.models.detectors.efficientdet_scaling import efficientdet_variant
 
@@ -92,20 +91,29 @@ class _Net(nn.Module):
         self.cls = nn.Conv2d(4, num_classes * 9, 3)
 
 
-def test_head_shape_mismatch_is_listed_when_loading(tmp_path):
-    src = _Net(80)
-    torch.save({'state_dict': src.state_dict(), 'meta': {}}, tmp_path / 'coco.pth')
-    dst = _Net(3)
-    before = dst.cls.weight.detach().clone()
+def _load_with_runner(tmp_path, model, path):
+    """``load_from`` as the runner does it; returns the current logger's records."""
+    from mmdet_spine.engine import SpineRunner
+    runner = SpineRunner(model=model, work_dir=str(tmp_path / 'work'), default_scope='mmdet',
+                         log_level='WARNING')
     records = []
     handler = logging.Handler()
     handler.emit = lambda r: records.append((r.levelno, r.getMessage()))
     logger = MMLogger.get_current_instance()
     logger.addHandler(handler)
     try:
-        load_checkpoint(dst, str(tmp_path / 'coco.pth'), map_location='cpu')
+        runner.load_checkpoint(path, map_location='cpu')
     finally:
         logger.removeHandler(handler)
+    return records
+
+
+def test_head_shape_mismatch_is_listed_when_loading(tmp_path):
+    src = _Net(80)
+    torch.save({'state_dict': src.state_dict(), 'meta': {}}, tmp_path / 'coco.pth')
+    dst = _Net(3)
+    before = dst.cls.weight.detach().clone()
+    records = _load_with_runner(tmp_path, dst, str(tmp_path / 'coco.pth'))
     warnings = [m for lvl, m in records if lvl == logging.WARNING and 'shape mismatch' in m]
     assert len(warnings) == 1
     msg = warnings[0]
@@ -120,13 +128,5 @@ def test_head_shape_mismatch_is_listed_when_loading(tmp_path):
 def test_matching_checkpoint_logs_no_mismatch(tmp_path):
     src = _Net(3)
     torch.save({'state_dict': src.state_dict()}, tmp_path / 'same.pth')
-    records = []
-    handler = logging.Handler()
-    handler.emit = lambda r: records.append(r.getMessage())
-    logger = MMLogger.get_current_instance()
-    logger.addHandler(handler)
-    try:
-        load_checkpoint(_Net(3), str(tmp_path / 'same.pth'), map_location='cpu')
-    finally:
-        logger.removeHandler(handler)
-    assert not [m for m in records if 'shape mismatch' in m]
+    records = _load_with_runner(tmp_path, _Net(3), str(tmp_path / 'same.pth'))
+    assert not [m for _, m in records if 'shape mismatch' in m]

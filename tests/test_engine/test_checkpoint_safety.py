@@ -10,8 +10,9 @@ import torch
 from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import _load_checkpoint
 
-import mmdet_spine  # noqa: F401  (installs the safe loaders)
+import mmdet_spine  # noqa: F401  (registers the safe checkpoint schemes)
 from mmdet_spine.engine import CheckpointSafetyError, safe_torch_load
+from mmdet_spine.errors import ZooError
 
 
 class _RunsCode:
@@ -102,7 +103,7 @@ def test_http_hash_suffix_is_verified(tmp_path, loopback_server, monkeypatch):
     root, url = loopback_server
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
     torch.save({'state_dict': {'w': torch.ones(3)}}, root / 'model-deadbeef.pth')
-    with pytest.raises(RuntimeError, match='Checksum mismatch.*deadbeef'):
+    with pytest.raises(ZooError, match='checksum mismatch.*expected sha256 deadbeef.*removed'):
         _load_checkpoint(f'{url}/model-deadbeef.pth', map_location='cpu')
     cache = tmp_path / 'torch_home' / 'hub' / 'checkpoints'
     assert not any(p.name.startswith('model') for p in cache.iterdir())
@@ -129,3 +130,43 @@ def test_getattr_is_limited_to_history_buffer_statistics(tmp_path):
     torch.save({'x': GetFromBuffer()}, tmp_path / 'getattr2.pth')
     with pytest.raises(pickle.UnpicklingError):
         safe_torch_load(str(tmp_path / 'getattr2.pth'))
+
+
+@pytest.mark.parametrize('content,what', [
+    (None, 'cut'), (b'<!DOCTYPE html><html><body>Sign in</body></html>', 'html'),
+    ('evil', 'refused')])
+def test_http_file_that_fails_to_load_is_not_kept_in_the_cache(tmp_path, loopback_server,
+                                                               monkeypatch, content, what):
+    """A download cut off without Content-Length, an HTML page or a refused pickle is
+    deleted from the hub cache, so the next try downloads again instead of reusing it."""
+    root, url = loopback_server
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    torch.save({'state_dict': {'w': torch.ones(3)}}, root / 'full.pth')
+    if content is None:  # what a server that sends no Content-Length leaves when it drops
+        content = (root / 'full.pth').read_bytes()[:600]
+    elif content == 'evil':
+        _malicious(str(root / 'm.pth'), tmp_path / 'pwned')
+        content = (root / 'm.pth').read_bytes()
+    (root / 'model.pth').write_bytes(content)
+    with pytest.raises(CheckpointSafetyError, match='cached download was deleted') as err:
+        _load_checkpoint(f'{url}/model.pth', map_location='cpu')
+    assert '\n' not in str(err.value)
+    cache = tmp_path / 'torch_home' / 'hub' / 'checkpoints'
+    assert list(cache.iterdir()) == []
+    # fixed upstream: the next load downloads the good file
+    (root / 'model.pth').write_bytes((root / 'full.pth').read_bytes())
+    assert _load_checkpoint(f'{url}/model.pth')['state_dict']['w'].tolist() == [1, 1, 1]
+    assert not (tmp_path / 'pwned').exists()
+
+
+def test_text_and_short_files_are_one_clear_error(tmp_path):
+    """Seen as `KeyError: 101` and `OSError: [Errno 22]` before."""
+    (tmp_path / 'hello.pth').write_text('hello')
+    torch.save({'w': torch.randn(30000)}, tmp_path / 'full.pth')
+    (tmp_path / 'cut.pth').write_bytes((tmp_path / 'full.pth').read_bytes()[:40000])
+    for name in ('hello.pth', 'cut.pth'):
+        with pytest.raises(CheckpointSafetyError, match=f"'{tmp_path / name}' is not a "
+                                                        'readable PyTorch checkpoint'):
+            _load_checkpoint(str(tmp_path / name))
+    with pytest.raises(FileNotFoundError, match='checkpoint not found'):  # as mmengine's
+        _load_checkpoint(str(tmp_path / 'nope.pth'))

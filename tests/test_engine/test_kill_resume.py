@@ -29,7 +29,7 @@ OPTIONS = [f'train_cfg.max_epochs={EPOCHS}', 'randomness.deterministic=True',
 # Loaded by the mid-save kill run only: writes half of the checkpoint, says so, then sleeps.
 SLOW_SAVE_MODULE = '''
 import os, time
-from mmdet_spine.engine import atomic_checkpoint
+from mmdet_spine.fileio import atomic_write
 
 def _slow_write(fh, data):
     fh.write(data[:len(data) // 2])
@@ -38,7 +38,7 @@ def _slow_write(fh, data):
     time.sleep(120)
     fh.write(data[len(data) // 2:])
 
-atomic_checkpoint._write = _slow_write
+atomic_write._write = _slow_write
 '''
 
 

@@ -9,7 +9,7 @@ import torch.nn as nn
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
 
-import mmdet_spine  # noqa: F401  (registers the hooks, installs the atomic writer)
+import mmdet_spine  # noqa: F401  (registers the hooks and the atomic file backend)
 from mmdet_spine.engine import NonFiniteLossError, NonFiniteLossHook
 from mmdet_spine.engine.atomic_checkpoint import atomic_save_checkpoint
 
@@ -146,7 +146,8 @@ def test_checkpoint_with_non_finite_weights_is_never_written(tmp_path):
     assert open(path, 'rb').read() == before
     with pytest.raises(NonFiniteLossError):
         atomic_save_checkpoint(bad, str(tmp_path / 'epoch_2.pth'))
-    assert sorted(os.listdir(tmp_path)) == ['epoch_1.pth']  # no temp file left either
+    # no temp file left either (the record is the sha256 of the good epoch_1.pth)
+    assert sorted(os.listdir(tmp_path)) == ['epoch_1.pth', 'epoch_1.pth.sha256']
 
 
 @pytest.mark.slow

@@ -3,7 +3,7 @@
 # swish, 9 anchors (3 scales x 3 ratios) of size 3 x stride, focal loss (alpha 0.25, gamma 1.5)
 # and a Huber box loss (delta 0.1, weight 50 over 4 * num_pos == SmoothL1(beta=0.1) x 1.25).
 norm_cfg = dict(type='SyncBN', momentum=0.01, eps=1e-3, requires_grad=True)
-act_cfg = dict(type='Swish')
+act_cfg = dict(type='SiLU')  # swish, one kernel (torch.nn.SiLU as mmcv registers it)
 model = dict(
     type='RetinaNet',
     data_preprocessor=dict(

@@ -1,28 +1,21 @@
-"""Swish (``x * sigmoid(x)``, Ramachandran et al. 2017, "Searching for Activation Functions")
-as one fused kernel.
+"""Swish (``x * sigmoid(x)``, Ramachandran et al. 2017, "Searching for Activation Functions"):
+which registered activation to use, and why.
 
-mmcv's ``Swish`` computes ``x * torch.sigmoid(x)``: two kernels and a temporary per call (20 %
-of a SpineNet-49 forward on the CPU). ``torch.nn.SiLU`` is the same function in one kernel.
-Importing :mod:`mmdet_spine` registers :class:`Swish` below under the name ``'Swish'`` in
-mmengine's ``MODELS`` in place of mmcv's class, so every ``act_cfg=dict(type='Swish')`` (ours,
-mmcv's ``ConvModule``, mmdet's heads) builds the one-kernel version. The two agree to float
-rounding (measured: within 1e-6 absolute for inputs up to |x| = 40); it has no parameters, so
-checkpoints are unaffected. (``'HSwish'`` already builds ``torch.nn.Hardswish`` in mmcv 2.x.)
+mmcv registers two activations with this math: ``'Swish'`` (``x * torch.sigmoid(x)``, two
+kernels and a temporary per call: 20 % of a SpineNet-49 forward on the CPU) and ``'SiLU'``
+(``torch.nn.SiLU``, one kernel, in place when ``ConvModule`` asks). Our configs and module
+defaults use ``act_cfg=dict(type='SiLU')`` (:data:`SWISH`); mmcv's ``'Swish'`` stays mmcv's
+(nothing is re-registered), so a config that asks for it gets exactly what mmcv builds. The
+two agree to float rounding (within 1e-6 absolute for |x| <= 40) and have no parameters, so
+checkpoints are interchangeable.
 """
 import torch.nn as nn
-from mmengine.registry import MODELS
 
+__all__ = ['SWISH', 'Swish']
 
-@MODELS.register_module('Swish', force=True)
-class Swish(nn.SiLU):
-    """Swish / SiLU activation, ``x * sigmoid(x)``, computed by ``torch.nn.SiLU``.
+#: The activation config of the one-kernel swish (mmcv's registration of ``torch.nn.SiLU``).
+SWISH = dict(type='SiLU')
 
-    Replaces mmcv's two-op ``Swish`` in the registry (same name, same math).
-
-    Args:
-        inplace (bool): Overwrite the input. Default: False (as mmcv's ``Swish``, which
-            ``ConvModule`` builds without ``inplace``).
-    """
-
-    def __init__(self, inplace: bool = False):
-        super().__init__(inplace=inplace)
+#: The class ``dict(type='SiLU')`` builds (``torch.nn.SiLU``); not registered under any name
+#: by mmdet-spine.
+Swish = nn.SiLU
