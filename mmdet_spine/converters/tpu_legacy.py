@@ -38,11 +38,15 @@ open no scope of their own (projection shortcut first, then conv1..conv3). So::
 :func:`tpu_spinenet_layout` replays that creation order on this project's SpineNet planner
 (through :func:`.tf_model_garden.tf_layout`, the same parts TF2 builds, renamed by scope).
 TF Model Garden's TF2 port, ``official/legacy/detection`` (the legacy Keras SpineNet), names
-the same layers ``conv2d_N`` with one global counter, so the Keras name of a TPU variable is
-not a suffix of its checkpoint name in general (``conv2d/kernel`` is a suffix of 40 of them);
-the tests therefore write the TPU names from this layout, and check it against the names
-*and shapes* listed by running the tensorflow/tpu code itself (recorded in
-``tests/data/tpu_legacy/``, see there).
+the same layers ``conv2d_N`` with one global counter, so the Keras name of a TPU backbone
+variable is not a suffix of its checkpoint name in general: ``conv2d/kernel`` ends 46 of
+SpineNet-49S's names, and its ``checkpoint_utils.make_restore_checkpoint_fn`` stops with
+"more then on matches for conv2d/kernel" on such a checkpoint (measured with
+tf-models-official 2.20); its heads keep the TPU's layer names (``class_net/class-0``, ...).
+So the names here come from the TPU code, and the tests check this layout against the names
+*and shapes* that running the tensorflow/tpu code itself creates (recorded in
+``tests/data/tpu_legacy/`` from tensorflow/tpu at 7dc921f, see
+``tests/reference/tpu_legacy_record.py``).
 
 **What the TPU model computes** differs from both TF2 SpineNets in three places, so the
 converted weights are run with ``padding_mode='tf_tpu'`` (see
@@ -50,18 +54,55 @@ converted weights are run with ``padding_mode='tf_tpu'`` (see
 symmetrically (its ``conv2d_fixed_padding``), max-pools use TF 'SAME', and a resampling more
 than one level down is one 3x3/2 (two levels) or 5x5 stride-2^(d-1) max-pool (d levels), not
 a chain of 3x3/2 pools. BN epsilon is 1e-4 (momentum 0.997) in the RetinaNet recipes, 1e-3 in
-Mask R-CNN's; activation swish (RetinaNet) or relu (Mask R-CNN); both via :func:`model_kwargs`.
+Mask R-CNN's, 1e-5 in the classifiers'; activation swish, relu for Mask R-CNN (:data:`RECIPES`,
+:func:`model_kwargs`).
 
 **RetinaNet head** -> ``RetinaSepBNActHead``, with the math of
 :func:`.tf_model_garden.convert_retinanet_head` (tower conv biases folded into the per-level
 BN means, anchors reordered from TF's scale-major aspect ratios ``[1.0, 2.0, 0.5]`` (width /
 height), TF's 91 classes cut to COCO's 80, box deltas (ty, tx, th, tw) -> (dx, dy, dw, dh)).
+A separable head (``use_separable_conv``, the MBConv recipe) keeps its pointwise biases.
+
+**SpineNet-MBConv** (``family='mbconv'``, scope ``spinenet_mbconv/``) -> ``SpineNetMobile``
+(:func:`tpu_mbconv_layout`; the SE's two biased convs are named before the projection conv,
+in call order). It computes what TF Model Garden's SpineNet-Mobile does except that its SE
+is swish / sigmoid (``se_act_cfg``) and it pads symmetrically (``padding_mode='pytorch'``).
+
+**Mask R-CNN** (``rpn_head/``, ``fast_rcnn_head/``, ``mask_head/``) -> ``RPNSepBNHead``,
+``NormActConvFCBBoxHead``, ``NormActFCNMaskHead`` (:func:`convert_rpn_head`,
+:func:`convert_box_head`, :func:`convert_mask_head`): conv biases folded into the BNs that
+follow them; the heads' BNs are unnamed (``batch_normalization``, ``_1``, ... in creation
+order: convs, then fcs / the deconv); RPN anchors (``num_scales`` 1 x 3 aspect ratios) and
+deltas reordered; the fc's rows from TF's (y, x, c) RoI flattening to ours (c, y, x); TF's
+class 0 (background) -> mmdet's last; class-specific box rows reordered, TF's
+``regression_weights`` (10, 10, 5, 5) = 1 / mmdet's stds (0.1, 0.1, 0.2, 0.2); the deconv
+kernel (kh, kw, out, in) -> (in, out, kh, kw).
+
+**ImageNet classifiers** (``classification_head/dense``) -> the classification models'
+``SpineClassifier`` (``PyramidAveragePooling(aggregation='all')`` +
+``LinearClassificationHead``), TF's background logit dropped (1001 -> 1000 classes).
+
+**What was verified** (``tests/test_models/test_tpu_legacy_parity.py``, random weights, 128
+px): the layouts give exactly the names and shapes the tensorflow/tpu code creates
+(SpineNet-49S, -96, MBConv-49 backbones; every head variable of the recorded RetinaNet,
+Mask R-CNN and classifier is used), and the converted models reproduce that code's outputs
+(run once by ``tests/reference/tpu_legacy_record.py``, recorded in ``tests/data/tpu_legacy/``)
+within 1e-4 relative, measured about 1e-6: backbone levels, RetinaNet class / box outputs
+(49S and MBConv-49), Mask R-CNN RPN outputs and box / mask head outputs for fixed RoI
+features (49S backbone, narrow heads), classifier logits. TF Model Garden's TF2 port
+(``official/legacy/detection``) gives the same outputs as our ``padding_mode='tf_same'``
+model from a name-based checkpoint written with these names; the TPU code's outputs differ
+from it by 5-10 % (relative), so the TPU checkpoints need ``padding_mode='tf_tpu'``. Not
+verified: the published checkpoints themselves (not downloadable here), and for Mask R-CNN
+the RoI extraction and post-processing (mmdet's, not the TPU's).
 
 Usage (``tools/model_converters/tpu_legacy2mmdet.py`` is the CLI)::
 
     convert_tpu_checkpoint('spinenet-49-best/model.ckpt-231500', 'out.pth', arch='49',
                            tf_python='/path/to/tf-venv/bin/python')
+    convert_tpu_checkpoint('spinenetmbconv-49-best/', 'out.pth', arch='49', family='mbconv')
 """
+import os
 import os.path as osp
 import re
 import subprocess
@@ -641,7 +682,7 @@ def run_reader(src: str, dst_npz: str, tf_python: Optional[str] = None) -> None:
     python = tmg.resolve_tf_python(tf_python)
     proc = subprocess.run([python, '-P', reader_path(), str(src), dst_npz],
                           capture_output=True, text=True,
-                          env=dict(__import__('os').environ, TF_CPP_MIN_LOG_LEVEL='2'))
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'))
     if proc.returncode != 0:
         lines = [ln for ln in (proc.stderr or proc.stdout).strip().splitlines() if ln.strip()]
         reason = lines[-1] if lines else f'exit code {proc.returncode}'
