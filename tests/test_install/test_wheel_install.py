@@ -32,7 +32,7 @@ import pytest
 import torch
 
 from helpers import REPO, TF_PYTHON, TINY_SPEC
-from zoo_server import LoopbackServer, sha256_bytes
+from test_zoo.zoo_server import LoopbackServer, sha256_bytes
 
 CONSTRAINTS = osp.join(REPO, 'requirements', 'constraints.txt')
 pytestmark = pytest.mark.slow
