@@ -5,18 +5,21 @@ https://arxiv.org/abs/1512.03385. The same blocks as :class:`~.SpineNet`
 (:mod:`mmdet_spine.models.layers.residual_blocks`), so ResNet and SpineNet comparisons differ
 only in the wiring; module names equal mmdet's ``ResNet`` so its checkpoints load as they are.
 """
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
 from mmcv.cnn import build_conv_layer, build_norm_layer
 from mmengine.model import BaseModule, Sequential
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdet.registry import MODELS
+from mmdet_spine.errors import ConfigError
 
+from ..layers.config_checks import (FLAG, NON_NEGATIVE_INT, POSITIVE_INT, RATE, Bound, Each,
+                                    OrNone, check_act_cfg, check_choice, check_fields,
+                                    check_norm_cfg)
 from ..layers.residual_blocks import build_act, get_residual_block
-from ..layers.config_checks import check_act_cfg, check_norm_cfg
+from ..utils.freezing import FreezeMixin
 
 #: depth -> (block type, blocks per stage).
 SPINE_RESNET_ARCH_SETTINGS = {
@@ -29,7 +32,7 @@ SPINE_RESNET_ARCH_SETTINGS = {
 
 
 @MODELS.register_module()
-class SpineResNet(BaseModule):
+class SpineResNet(FreezeMixin, BaseModule):
     """ResNet backbone (ResNet-18/34/50/101/152, optionally ResNeXt) from the shared blocks.
 
     From He et al., "Deep Residual Learning for Image Recognition", CVPR 2016
@@ -42,18 +45,25 @@ class SpineResNet(BaseModule):
 
     Args:
         depth (int): 18, 34, 50, 101 or 152.
-        in_channels (int): Input image channels. Default: 3.
-        stem_channels (int): Channels of the 7x7 stem conv. Default: 64.
-        base_channels (int): Width of the first stage; doubles per stage. Default: 64.
+        in_channels (int): Input image channels, >= 1. Default: 3.
+        stem_channels (int): Channels of the 7x7 stem conv, >= 1. Default: 64.
+        base_channels (int): Width of the first stage, >= 1; doubles per stage. Default: 64.
         num_stages (int): Stages used, 1-4. Default: 4.
-        strides (Sequence[int]): Stride of the first block of each stage. Default: (1, 2, 2, 2).
-        dilations (Sequence[int]): Dilation of each stage. Default: (1, 1, 1, 1).
-        out_indices (Sequence[int]): Stages whose outputs are returned. Default: (0, 1, 2, 3).
+        strides (Sequence[int]): Stride (>= 1) of the first block of each stage.
+            Default: (1, 2, 2, 2).
+        dilations (Sequence[int]): Dilation (>= 1) of each stage. Default: (1, 1, 1, 1).
+        out_indices (Sequence[int]): Stages whose outputs are returned, each in
+            ``0..num_stages-1``. Default: (0, 1, 2, 3).
         style (str): 'pytorch' (stride on the 3x3 conv) or 'caffe' (on the first 1x1).
             Default: 'pytorch'.
         stride_in_1x1 (bool, optional): Overrides ``style``. Default: None.
-        frozen_stages (int): -1 freezes nothing, 0 the stem, ``n`` the stem and stages 1..n
-            (``requires_grad=False`` and eval mode). Default: -1.
+        frozen_stages (int): In ``-1..num_stages``, mmdet ``ResNet``'s meaning: -1 freezes
+            nothing; 0 the stem (``conv1`` and its norm; the max-pool has no parameters);
+            ``n >= 1`` also stages ``layer1..layer<n>`` (``requires_grad=False`` and eval
+            mode, by :class:`~mmdet_spine.models.utils.freezing.FreezeMixin`). detectron2's
+            ``freeze_at`` counts the stem as stage 1, so ``freeze_at = frozen_stages + 1``
+            (detectron2 additionally swaps the frozen BNs for ``FrozenBatchNorm2d``, which
+            computes the same as a BN in eval mode). Default: -1.
         conv_cfg (dict, optional): Conv layer config. Default: None.
         norm_cfg (dict): Norm config. Default: dict(type='BN', requires_grad=True).
         act_cfg (dict): Activation config. Default: dict(type='ReLU').
@@ -62,17 +72,18 @@ class SpineResNet(BaseModule):
             deform_groups=1)``, for the 3x3 conv of blocks in stages with
             ``stage_with_dcn``. Default: None.
         stage_with_dcn (Sequence[bool]): Per stage. Default: (False, False, False, False).
-        groups (int): ResNeXt cardinality (bottleneck depths only). Default: 1.
-        base_width (int): ResNeXt width per group. Default: 64 (ResNeXt 32x4d: 4).
-        drop_path_rate (float): Stochastic depth: block ``k`` (1-based) of ``N`` drops its
-            residual branch with probability ``rate * k / N``. Default: 0.
+        groups (int): ResNeXt cardinality, >= 1 (> 1 for bottleneck depths only).
+            Default: 1.
+        base_width (int): ResNeXt width per group, >= 1. Default: 64 (ResNeXt 32x4d: 4).
+        drop_path_rate (float): Stochastic depth, in [0, 1): block ``k`` (1-based) of ``N``
+            drops its residual branch with probability ``rate * k / N``. Default: 0.
         with_cp (bool): Gradient checkpointing in the blocks. Default: False.
         zero_init_residual (bool): Zero-init the last norm of each block. Default: True.
         num_classes (int, optional): Classification mode (ImageNet-style, as detectron2 /
             torchvision): global average pooling of the last stage and a linear layer ``fc``
             to ``num_classes`` logits; ``forward`` then returns a ``(N, num_classes)`` tensor
             instead of the tuple of stage outputs. Its keys match torchvision's ``fc``.
-            Default: None (backbone mode).
+            >= 1, or None (backbone mode). Default: None.
         init_cfg (dict | list[dict], optional): Initialisation config. Default: Kaiming for
             convs, constant 1 for norms.
 
@@ -83,6 +94,15 @@ class SpineResNet(BaseModule):
     """
 
     arch_settings = SPINE_RESNET_ARCH_SETTINGS
+    #: Valid range of each numeric argument (checked at build time; per-stage sequences
+    #: also need ``num_stages`` entries, checked in ``__init__``).
+    arg_rules = dict(in_channels=POSITIVE_INT, stem_channels=POSITIVE_INT,
+                     base_channels=POSITIVE_INT, num_stages=Bound(1, 4, integer=True),
+                     strides=Each(POSITIVE_INT), dilations=Each(POSITIVE_INT),
+                     out_indices=Each(NON_NEGATIVE_INT), stage_with_dcn=Each(FLAG),
+                     stride_in_1x1=OrNone(FLAG), groups=POSITIVE_INT, base_width=POSITIVE_INT,
+                     drop_path_rate=RATE, with_cp=FLAG, zero_init_residual=FLAG,
+                     norm_eval=FLAG, num_classes=OrNone(POSITIVE_INT))
 
     def __init__(self, depth: int, in_channels: int = 3, stem_channels: int = 64,
                  base_channels: int = 64, num_stages: int = 4,
@@ -100,42 +120,41 @@ class SpineResNet(BaseModule):
                  init_cfg=[dict(type='Kaiming', layer='Conv2d'),
                            dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])]):
         super().__init__(init_cfg=init_cfg)
-        check_norm_cfg(norm_cfg, 'SpineResNet')
-        check_act_cfg(act_cfg, 'SpineResNet')
-        if depth not in self.arch_settings:
-            raise ValueError(f'depth={depth!r} is not a SpineResNet depth; valid choices: '
-                             f"{', '.join(str(d) for d in self.arch_settings)}")
-        if not 1 <= num_stages <= 4:
-            raise ValueError(f'num_stages={num_stages} must be in 1..4')
-        for name, seq in (('strides', strides), ('dilations', dilations),
-                          ('stage_with_dcn', stage_with_dcn)):
+        name = 'SpineResNet'
+        check_choice(name, 'depth', depth, tuple(self.arch_settings), 'a SpineResNet depth')
+        check_norm_cfg(norm_cfg, name)
+        check_act_cfg(act_cfg, name)
+        check_fields(name, self.arg_rules, dict(
+            in_channels=in_channels, stem_channels=stem_channels, base_channels=base_channels,
+            num_stages=num_stages, strides=strides, dilations=dilations,
+            out_indices=out_indices, stage_with_dcn=stage_with_dcn, stride_in_1x1=stride_in_1x1,
+            groups=groups, base_width=base_width, drop_path_rate=drop_path_rate,
+            with_cp=with_cp, zero_init_residual=zero_init_residual, norm_eval=norm_eval,
+            num_classes=num_classes))
+        for field, seq in (('strides', strides), ('dilations', dilations),
+                           ('stage_with_dcn', stage_with_dcn)):
             if len(seq) < num_stages:
-                raise ValueError(f'{name}={tuple(seq)} needs one entry per stage '
-                                 f'(num_stages={num_stages})')
+                raise ConfigError(f'{name}: {field}={tuple(seq)} needs one entry per stage '
+                                  f'(num_stages={num_stages})')
         bad = [i for i in out_indices if not 0 <= i < num_stages]
         if bad:
-            raise ValueError(f'out_indices={tuple(out_indices)} has {bad}; valid choices: '
-                             f'0..{num_stages - 1}')
-        if style not in ('pytorch', 'caffe'):
-            raise ValueError(f"style={style!r} is not a ResNet style; valid choices: pytorch, "
-                             'caffe')
-        if not -1 <= frozen_stages <= num_stages:
-            raise ValueError(f'frozen_stages={frozen_stages} must be in -1..{num_stages}')
+            raise ConfigError(f'{name}: out_indices={tuple(out_indices)} has {bad}; valid '
+                              f'choices: 0..{num_stages - 1}')
+        check_choice(name, 'style', style, ('pytorch', 'caffe'), 'a ResNet style')
         if dcn is not None and not any(stage_with_dcn[:num_stages]):
-            raise ValueError(f'dcn={dcn} is set but stage_with_dcn={tuple(stage_with_dcn)} '
-                             'enables it in no stage')
-        if not 0 <= drop_path_rate < 1:
-            raise ValueError(f'drop_path_rate={drop_path_rate} must be in [0, 1)')
+            raise ConfigError(f'{name}: dcn={dcn} is set but stage_with_dcn='
+                              f'{tuple(stage_with_dcn)} enables it in no stage')
         block_fn, stage_blocks = self.arch_settings[depth]
         block = get_residual_block(block_fn)
         if groups != 1 and block_fn != 'bottleneck':
-            raise ValueError(f'groups={groups} needs a bottleneck depth (50, 101, 152); '
-                             f'depth={depth} uses basic residual blocks, valid groups: 1')
+            raise ConfigError(f'{name}: groups={groups} needs a bottleneck depth (50, 101, '
+                              f'152); depth={depth} uses basic residual blocks, valid groups: 1')
         self.depth = depth
         self.num_stages = num_stages
         self.out_indices = tuple(out_indices)
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
+        self._check_freezing(name, num_stages, '0: stem, n: + layer1..layer<n>')
         self.stage_blocks = stage_blocks[:num_stages]
         stride_in_1x1 = (style == 'caffe') if stride_in_1x1 is None else stride_in_1x1
 
@@ -171,9 +190,6 @@ class SpineResNet(BaseModule):
                 self.out_channels.append(in_ch)
         self.num_classes = num_classes
         if num_classes is not None:
-            if num_classes < 1:
-                raise ValueError(f'num_classes={num_classes} must be >= 1 (or None for a '
-                                 'backbone)')
             self.avgpool = nn.AdaptiveAvgPool2d(1)
             self.fc = nn.Linear(in_ch, num_classes)
         self._freeze_stages()
@@ -182,15 +198,10 @@ class SpineResNet(BaseModule):
     def norm1(self) -> nn.Module:
         return getattr(self, self.norm1_name)
 
-    def _freeze_stages(self):
-        mods = []
-        if self.frozen_stages >= 0:
-            mods += [self.conv1, self.norm1]
-        mods += [getattr(self, f'layer{i}') for i in range(1, self.frozen_stages + 1)]
-        for m in mods:
-            m.eval()
-            for p in m.parameters():
-                p.requires_grad = False
+    def frozen_modules(self) -> List[nn.Module]:
+        """What ``frozen_stages`` freezes: the stem, then ``layer1..layer<frozen_stages>``."""
+        mods = [self.conv1, self.norm1] if self.frozen_stages >= 0 else []
+        return mods + [getattr(self, f'layer{i}') for i in range(1, self.frozen_stages + 1)]
 
     def forward(self, x: torch.Tensor):
         x = self.maxpool(self.relu(self.norm1(self.conv1(x))))
@@ -202,13 +213,3 @@ class SpineResNet(BaseModule):
         if self.num_classes is not None:
             return self.fc(torch.flatten(self.avgpool(x), 1))
         return tuple(outs)
-
-    def train(self, mode: bool = True):
-        """Set train mode, keeping frozen stages (and all BN with ``norm_eval``) in eval."""
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self

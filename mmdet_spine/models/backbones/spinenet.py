@@ -16,16 +16,18 @@ import torch
 import torch.nn as nn
 from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule, ModuleDict, ModuleList, Sequential
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdet.registry import MODELS
+from mmdet_spine.errors import ConfigError
 
+from ..layers.config_checks import (FLAG, POSITIVE, POSITIVE_INT, RATE, check_act_cfg,
+                                    check_choice, check_fields, check_levels, check_norm_cfg)
 from ..layers.cross_scale_resample import (CrossScaleResample, check_padding_mode,
                                            strided_max_pool)
-from ..layers.config_checks import check_act_cfg, check_norm_cfg
 from ..layers.fusion import FeatureFusion, check_fusion_method
 from ..layers.residual_blocks import build_act, get_residual_block
 from ..layers.tf_padding import TFSamePad2d
+from ..utils.freezing import FreezeMixin
 
 
 class BlockSpec(NamedTuple):
@@ -82,8 +84,21 @@ SPINENET_ARCH_SETTINGS: Dict[str, Dict] = {
 }
 
 
-def to_block_specs(specs: Sequence, field: str = 'block_specs') -> List[BlockSpec]:
-    """Normalise tuples / lists / dicts / :class:`BlockSpec` into a list of BlockSpec."""
+def _prefix(owner: str) -> str:
+    return f'{owner}: ' if owner else ''
+
+
+def to_block_specs(specs: Sequence, field: str = 'block_specs',
+                   owner: str = '') -> List[BlockSpec]:
+    """Normalise tuples / lists / dicts / :class:`BlockSpec` into a list of BlockSpec.
+
+    Raises:
+        ConfigError: naming the spec that is not ``(level, block_fn, input_offsets,
+            is_output)`` (``owner`` prefixes the message).
+    """
+    if not isinstance(specs, (list, tuple)) or not specs:
+        raise ConfigError(f'{_prefix(owner)}{field}={specs!r} must be a non-empty list of '
+                          '(level, block_fn, input_offsets, is_output) specs')
     out = []
     for i, s in enumerate(specs):
         try:
@@ -92,10 +107,11 @@ def to_block_specs(specs: Sequence, field: str = 'block_specs') -> List[BlockSpe
             else:
                 s = BlockSpec(*s)
             offsets = tuple(int(o) for o in s.input_offsets)
+            level = int(s.level)
         except (TypeError, ValueError) as e:
-            raise ValueError(f'{field}[{i}]={s!r} is not a block spec (level, block_fn, '
-                             f'input_offsets, is_output): {e}') from None
-        out.append(BlockSpec(int(s.level), str(s.block_fn), offsets, bool(s.is_output)))
+            raise ConfigError(f'{_prefix(owner)}{field}[{i}]={s!r} is not a block spec (level, '
+                              f'block_fn, input_offsets, is_output): {e}') from None
+        out.append(BlockSpec(level, str(s.block_fn), offsets, bool(s.is_output)))
     return out
 
 
@@ -116,7 +132,7 @@ class NetworkPlan(NamedTuple):
 def plan_scale_permuted_network(block_specs: Sequence[BlockSpec], init_levels: Sequence[int],
                                 init_channels: Sequence[int], spec_channels: Sequence[int],
                                 min_level: int, max_level: int,
-                                field: str = 'block_specs') -> NetworkPlan:
+                                field: str = 'block_specs', owner: str = '') -> NetworkPlan:
     """Wire the specs as TF Model Garden does and validate them.
 
     - Each spec reads its ``input_offsets`` (resampled to its level and width).
@@ -126,25 +142,27 @@ def plan_scale_permuted_network(block_specs: Sequence[BlockSpec], init_levels: S
       such layers from the TF model; this is how the 16th spec disappears for min_level 3).
 
     Raises:
-        ValueError: naming the spec index for offsets pointing forward / out of range,
+        ConfigError: naming the spec index for offsets pointing forward / out of range,
             duplicate output levels and kept output blocks outside ``[min_level, max_level]``;
-            naming the level for requested levels without an output block.
+            naming the level for requested levels without an output block (``owner``, e.g.
+            ``'SpineNet'``, prefixes the message).
     """
+    pre = _prefix(owner)
     num_init = len(init_levels)
     levels, channels = list(init_levels), list(init_channels)
     out_degree = [0] * num_init
     parents, merged, outputs = [], [], {}
     if min_level > max_level:
-        raise ValueError(f'min_level={min_level} must be <= max_level={max_level}')
+        raise ConfigError(f'{pre}min_level={min_level} must be <= max_level={max_level}')
     for i, spec in enumerate(block_specs):
         node = num_init + i
         if len(spec.input_offsets) < 1:
-            raise ValueError(f'{field}[{i}]: input_offsets={spec.input_offsets} is empty; a '
-                             'block needs at least one parent')
+            raise ConfigError(f'{pre}{field}[{i}]: input_offsets={spec.input_offsets} is '
+                              'empty; a block needs at least one parent')
         for o in spec.input_offsets:
             if not 0 <= o < node:
-                raise ValueError(
-                    f'{field}[{i}]: input_offsets={spec.input_offsets} has {o}, but block '
+                raise ConfigError(
+                    f'{pre}{field}[{i}]: input_offsets={spec.input_offsets} has {o}, but block '
                     f'{i} can only read nodes 0..{node - 1} (0..{num_init - 1} are the stem '
                     f'blocks, node k + {num_init} is {field}[k]); offsets must point backward')
         for o in spec.input_offsets:
@@ -157,8 +175,8 @@ def plan_scale_permuted_network(block_specs: Sequence[BlockSpec], init_levels: S
                     extra.append(j)
                     out_degree[j] += 1
             if spec.level in outputs:
-                raise ValueError(
-                    f'{field}[{i}]: duplicate output level {spec.level} '
+                raise ConfigError(
+                    f'{pre}{field}[{i}]: duplicate output level {spec.level} '
                     f'({field}[{outputs[spec.level] - num_init}] is already an output at '
                     f'level {spec.level}); output levels must be unique')
             outputs[spec.level] = node
@@ -172,8 +190,8 @@ def plan_scale_permuted_network(block_specs: Sequence[BlockSpec], init_levels: S
     for level in range(min_level, max_level + 1):
         if level not in outputs:
             have = ', '.join(str(lv) for lv in sorted(outputs)) or 'none'
-            raise ValueError(
-                f'min_level={min_level}, max_level={max_level}: {field} has no output block '
+            raise ConfigError(
+                f'{pre}min_level={min_level}, max_level={max_level}: {field} has no output block '
                 f'at level {level} (output levels: {have}); choose levels within the outputs '
                 f'or add an output spec at level {level}')
         endpoints[level] = outputs[level]
@@ -187,8 +205,8 @@ def plan_scale_permuted_network(block_specs: Sequence[BlockSpec], init_levels: S
     kept = [num_init + i in needed for i in range(len(block_specs))]
     for i, spec in enumerate(block_specs):
         if kept[i] and spec.is_output and not min_level <= spec.level <= max_level:
-            raise ValueError(
-                f'{field}[{i}]: output level {spec.level} is outside '
+            raise ConfigError(
+                f'{pre}{field}[{i}]: output level {spec.level} is outside '
                 f'min_level..max_level={min_level}..{max_level} but later blocks consume it; '
                 f'set its is_output to False or widen the levels')
     return NetworkPlan(num_init, levels, channels, parents, merged, kept, endpoints)
@@ -226,7 +244,7 @@ def _level_size(base_hw, base_level: int, level: int) -> Tuple[int, int]:
 
 
 @MODELS.register_module()
-class SpineNet(BaseModule):
+class SpineNet(FreezeMixin, BaseModule):
     """SpineNet backbone: scale-permuted residual blocks with cross-scale connections.
 
     From Du et al., "SpineNet: Learning Scale-Permuted Backbone for Recognition and
@@ -243,33 +261,43 @@ class SpineNet(BaseModule):
     Args:
         arch (str): One of :data:`SPINENET_ARCH_SETTINGS`: '49S', '49', '96', '143',
             '143L', '190'. Default: '49'.
-        in_channels (int): Input image channels. Default: 3.
-        min_level (int): Lowest output level. Default: 3.
-        max_level (int): Highest output level. Default: 7.
+        in_channels (int): Input image channels, >= 1. Default: 3.
+        min_level (int): Lowest output level, one of :data:`SPINENET_FILTER_SIZES`' levels
+            with an output block (2 only with the 16th spec), <= ``max_level``. Default: 3.
+        max_level (int): Highest output level, <= 7. Default: 7.
         block_specs (list, optional): Replaces :data:`SPINENET_BLOCK_SPECS`; items are
             ``(level, block_fn, input_offsets, is_output)`` tuples, dicts or BlockSpec.
-        endpoints_num_filters (int, optional): Overrides the arch's output width.
-        filter_size_scale (float, optional): Overrides the arch's width multiplier.
-        resample_alpha (float, optional): Overrides the arch's resampling width factor.
-        block_repeats (int, optional): Overrides the arch's blocks per node.
+        endpoints_num_filters (int, optional): Overrides the arch's output width (>= 1).
+        filter_size_scale (float, optional): Overrides the arch's width multiplier (> 0, and
+            large enough that every level keeps at least one filter).
+        resample_alpha (float, optional): Overrides the arch's resampling width factor (> 0,
+            and large enough that every resampling keeps at least one channel).
+        block_repeats (int, optional): Overrides the arch's blocks per node (>= 1).
         fusion (str): Merging of a node's parents: 'sum' (paper), 'weighted' (TF legacy
             weighted fusion, one learned scalar per parent) or 'softmax'. Default: 'sum'.
-        drop_path_rate (float): Stochastic depth: the block of spec ``i`` (1-based) of
-            ``N`` specs drops its residual branch with probability ``rate * i / N``; all
-            repeats of a node share it; stem blocks never drop. Default: 0.
+        drop_path_rate (float): Stochastic depth, in [0, 1): the block of spec ``i``
+            (1-based) of ``N`` specs drops its residual branch with probability
+            ``rate * i / N``; all repeats of a node share it; stem blocks never drop.
+            Default: 0.
         conv_cfg (dict, optional): Conv layer config. Default: None.
         norm_cfg (dict): Norm config. Default: BN with TF's momentum 0.99 (PyTorch
             ``momentum=0.01``) and eps 1e-3.
-        act_cfg (dict): Activation, e.g. ``dict(type='Swish')`` for the COCO recipe.
+        act_cfg (dict): Activation, e.g. ``dict(type='SiLU')`` (swish) for the COCO recipe.
             Default: dict(type='ReLU').
         padding_mode (str): 'pytorch' (symmetric) or 'tf_same' (TF 'SAME' padding of the
-            stride-2 convs and pools; for TF-trained weights). Default: 'pytorch'.
+            stride-2 convs and pools; for TF-trained weights), or 'tf_tpu' (tensorflow/tpu's
+            TF1 SpineNet, for its legacy checkpoints: symmetric conv padding, TF 'SAME' pools;
+            see :class:`CrossScaleResample`). Default: 'pytorch'.
         norm_eval (bool): Keep all BatchNorm layers in eval mode while training.
             Default: False.
-        frozen_stages (int): -1 freezes nothing; 0 freezes the stem conv; 1 also the two
-            level-2 stem block groups; ``n >= 2`` also the nodes of specs ``1..n-1`` (their
-            resampling, fusion and blocks, in spec order). Endpoint convs are never frozen.
-            Frozen parts have ``requires_grad=False`` and stay in eval mode. Default: -1.
+        frozen_stages (int): In ``-1..len(block_specs) + 1``. -1 freezes nothing; 0 the
+            stem conv (``stem_conv``); 1 also the two level-2 stem block groups
+            (``init_blocks``); ``n >= 2`` also the nodes of specs ``1..n-1`` (``blocks.1`` to
+            ``blocks.<n-1>``: their resampling, fusion and blocks, in spec order; pruned
+            specs count but have nothing to freeze). That is mmdet's convention with the
+            stem block groups as stage 1 and spec ``k`` as stage ``k + 1``. Endpoint convs
+            are never frozen. Frozen parts have ``requires_grad=False`` and stay in eval
+            mode (:class:`~mmdet_spine.models.utils.freezing.FreezeMixin`). Default: -1.
         zero_init_residual (bool): Zero-init the last norm of every residual branch.
             Default: False.
         with_cp (bool): Gradient checkpointing inside the blocks. Default: False.
@@ -287,6 +315,13 @@ class SpineNet(BaseModule):
     filter_sizes = SPINENET_FILTER_SIZES
     #: Block types a spec may name.
     block_fns = ('residual', 'bottleneck')
+    #: Levels of the stem blocks (their widths come from ``filter_sizes`` too).
+    stem_levels = (2,)
+    #: Valid range of each numeric argument (checked at build time).
+    arg_rules = dict(in_channels=POSITIVE_INT, endpoints_num_filters=POSITIVE_INT,
+                     filter_size_scale=POSITIVE, resample_alpha=POSITIVE,
+                     block_repeats=POSITIVE_INT, drop_path_rate=RATE, norm_eval=FLAG,
+                     zero_init_residual=FLAG, with_cp=FLAG)
     _display_name = 'SpineNet'
 
     def __init__(self, arch: str = '49', in_channels: int = 3, min_level: int = 3,
@@ -304,55 +339,46 @@ class SpineNet(BaseModule):
                            dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])]):
         super().__init__(init_cfg=init_cfg)
         name = self._display_name
+        check_choice(name, 'arch', arch, tuple(self.arch_settings), f'a {name} architecture')
         check_norm_cfg(norm_cfg, name)
         check_act_cfg(act_cfg, name)
-        if arch not in self.arch_settings:
-            raise ValueError(f'arch={arch!r} is not a {name} architecture; valid choices: '
-                             f"{', '.join(self.arch_settings)}")
         settings = dict(self.arch_settings[arch])
-        for key, value in (('endpoints_num_filters', endpoints_num_filters),
-                           ('filter_size_scale', filter_size_scale),
-                           ('resample_alpha', resample_alpha), ('block_repeats', block_repeats)):
-            if value is not None:
-                settings[key] = value
-        if settings['block_repeats'] < 1:
-            raise ValueError(f"block_repeats={settings['block_repeats']} must be >= 1")
-        if not 0 <= drop_path_rate < 1:
-            raise ValueError(f'drop_path_rate={drop_path_rate} must be in [0, 1)')
-        valid_levels = ', '.join(str(k) for k in self.filter_sizes)
-        for lv, field in ((min_level, 'min_level'), (max_level, 'max_level')):
-            if lv not in self.filter_sizes:
-                raise ValueError(f'{field}={lv} is not a {name} level; valid choices: '
-                                 f'{valid_levels}')
+        overrides = dict(endpoints_num_filters=endpoints_num_filters,
+                         filter_size_scale=filter_size_scale, resample_alpha=resample_alpha,
+                         block_repeats=block_repeats)
+        settings.update({k: v for k, v in overrides.items() if v is not None})
+        check_fields(name, self.arg_rules, dict(
+            settings, in_channels=in_channels, drop_path_rate=drop_path_rate,
+            norm_eval=norm_eval, zero_init_residual=zero_init_residual, with_cp=with_cp))
+        check_levels(name, min_level, max_level, self.filter_sizes)
         self.arch = arch
         self.settings = settings
         self.min_level, self.max_level = min_level, max_level
-        self.fusion_method = check_fusion_method(fusion)
-        self.padding_mode = check_padding_mode(padding_mode)
+        self.fusion_method = check_fusion_method(fusion, owner=name)
+        self.padding_mode = check_padding_mode(padding_mode, owner=name)
         self.drop_path_rate = drop_path_rate
         self.conv_cfg, self.norm_cfg, self.act_cfg = conv_cfg, norm_cfg, act_cfg
         self.norm_eval = norm_eval
         self.zero_init_residual = zero_init_residual
         self.with_cp = with_cp
         self.block_specs = self._adjust_specs(to_block_specs(
-            self.default_block_specs if block_specs is None else block_specs))
+            self.default_block_specs if block_specs is None else block_specs, owner=name))
+        level_choice = f'a {name} level'
         for i, spec in enumerate(self.block_specs):
-            if spec.level not in self.filter_sizes:
-                raise ValueError(f'block_specs[{i}]: level={spec.level} is not a {name} level; '
-                                 f'valid choices: {valid_levels}')
-            if spec.block_fn not in self.block_fns:
-                raise ValueError(f'block_specs[{i}]: block_fn={spec.block_fn!r} is not a {name} '
-                                 f"block; valid choices: {', '.join(self.block_fns)}")
+            check_choice(name, f'block_specs[{i}]: level', spec.level, tuple(self.filter_sizes),
+                         level_choice)
+            check_choice(name, f'block_specs[{i}]: block_fn', spec.block_fn, self.block_fns,
+                         f'a {name} block')
+        self._check_widths({*self.stem_levels, *(s.level for s in self.block_specs)})
+        self.frozen_stages = frozen_stages
+        self._check_freezing(name, len(self.block_specs) + 1,
+                             '0: stem conv, 1: + stem blocks, n: + specs 1..n-1')
 
         init_levels, init_channels = self._make_stem(in_channels)
         spec_channels = [self._block_out_channels(s.level, s.block_fn) for s in self.block_specs]
         self.plan = plan_scale_permuted_network(self.block_specs, init_levels, init_channels,
-                                                spec_channels, min_level, max_level)
-        num_init, num_specs = self.plan.num_init, len(self.block_specs)
-        if not -1 <= frozen_stages <= num_specs + 1:
-            raise ValueError(f'frozen_stages={frozen_stages} must be in -1..{num_specs + 1} '
-                             f'(0: stem conv, 1: + stem blocks, n: + specs 1..n-1)')
-        self.frozen_stages = frozen_stages
+                                                spec_channels, min_level, max_level, owner=name)
+        num_specs = len(self.block_specs)
 
         self.blocks = ModuleDict()
         for i, spec in enumerate(self.block_specs):
@@ -382,6 +408,16 @@ class SpineNet(BaseModule):
     def _filters(self, level: int) -> int:
         return int(self.filter_sizes[level] * self.settings['filter_size_scale'])
 
+    def _check_widths(self, levels) -> None:
+        """Every level in use keeps at least one filter after ``filter_size_scale``."""
+        scale = self.settings['filter_size_scale']
+        level = min(levels, key=lambda lv: self.filter_sizes[lv])
+        if self._filters(level) < 1:
+            raise ConfigError(
+                f'{self._display_name}: filter_size_scale={scale!r} must be >= '
+                f'{1 / self.filter_sizes[level]:.4g} (it gives int({self.filter_sizes[level]} '
+                f'x {scale!r}) = 0 filters at level {level})')
+
     def _block_out_channels(self, level: int, block_fn: str) -> int:
         return self._filters(level) * get_residual_block(block_fn).expansion
 
@@ -407,7 +443,13 @@ class SpineNet(BaseModule):
         parent_fn = (self.block_specs[parent - plan.num_init].block_fn
                      if parent >= plan.num_init else 'bottleneck')
         parent_width = parent_channels / get_residual_block(parent_fn).expansion
-        mid = int(parent_width * self.settings['resample_alpha'])
+        alpha = self.settings['resample_alpha']
+        mid = int(parent_width * alpha)
+        if mid < 1:
+            raise ConfigError(
+                f'{self._display_name}: resample_alpha={alpha!r} must be >= '
+                f'{1 / parent_width:.4g} (it gives int({parent_width:g} x {alpha!r}) = 0 '
+                f'channels when resampling a level-{plan.levels[parent]} block)')
         return CrossScaleResample(
             parent_channels, mid, self._block_out_channels(level, block_fn),
             in_level=plan.levels[parent], out_level=level, conv_cfg=self.conv_cfg,
@@ -456,7 +498,8 @@ class SpineNet(BaseModule):
         return tuple(self.endpoints[str(level)](feats[node])
                      for level, node in plan.endpoints.items())
 
-    def _frozen_modules(self) -> List[nn.Module]:
+    def frozen_modules(self) -> List[nn.Module]:
+        """What ``frozen_stages`` freezes (see the class Args)."""
         mods = []
         if self.frozen_stages >= 0:
             mods += self._stem_modules()
@@ -466,19 +509,3 @@ class SpineNet(BaseModule):
             if str(k) in self.blocks:
                 mods.append(self.blocks[str(k)])
         return mods
-
-    def _freeze_stages(self):
-        for m in self._frozen_modules():
-            m.eval()
-            for p in m.parameters():
-                p.requires_grad = False
-
-    def train(self, mode: bool = True):
-        """Set train mode, keeping frozen parts (and all BN with ``norm_eval``) in eval."""
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self

@@ -17,7 +17,9 @@ from mmengine.model import ModuleList, Sequential
 
 from mmdet.models.layers import InvertedResidual
 from mmdet.registry import MODELS
+from mmdet_spine.errors import ConfigError
 
+from ..layers.config_checks import FRACTION, POSITIVE_INT, check_fields
 from ..layers.cross_scale_resample import DepthwiseCrossScaleResample
 from .spinenet import BlockSpec, SpineNet
 
@@ -72,11 +74,20 @@ class SpineNetMobile(SpineNet):
 
     Args:
         arch (str): '49', '49S' or '49XS'. Default: '49'.
-        se_ratio (float): SE width = ``max(1, int(block input channels * se_ratio))``.
-            Default: 0.2.
-        expand_ratio (int): MBConv expansion. Default: 6.
-        **kwargs: As :class:`~.SpineNet` (``resample_alpha`` is not used). Default
-            ``act_cfg`` is Swish, as in TF's SpineNet-Mobile recipes.
+        se_ratio (float): SE width = ``max(1, int(block input channels * se_ratio))``, in
+            (0, 1]. Default: 0.2.
+        expand_ratio (int): MBConv expansion, >= 1. Default: 6.
+        se_act_cfg (tuple[dict | str], optional): (inner activation, gate) of every block's
+            SE, configs or type names, e.g. ``('Swish', 'Sigmoid')`` for tensorflow/tpu's
+            SpineNet-MBConv weights. Default: None (TF Model Garden's: ReLU, and the gates
+            described above).
+        frozen_stages (int): In ``-1..len(block_specs) + 1``, as :class:`~.SpineNet`: -1
+            freezes nothing; 0 the 3x3 stem conv (``stem_conv``); 1 also both MBConv stem
+            groups (``init_blocks``: level 1 and level 2); ``n >= 2`` also the nodes of specs
+            ``1..n-1``. Default: -1.
+        **kwargs: As :class:`~.SpineNet` (``resample_alpha`` is not used and must not be
+            given: the resampling is depthwise). Default ``act_cfg`` is swish
+            (``dict(type='SiLU')``), as in TF's SpineNet-Mobile recipes.
 
     Example:
         >>> model = SpineNetMobile(arch='49XS').eval()
@@ -88,16 +99,22 @@ class SpineNetMobile(SpineNet):
     default_block_specs = SPINENET_MOBILE_BLOCK_SPECS
     filter_sizes = SPINENET_MOBILE_FILTER_SIZES
     block_fns = ('mbconv',)
+    stem_levels = (0, 1, 2)
     _display_name = 'SpineNetMobile'
 
     def __init__(self, arch: str = '49', se_ratio: float = 0.2, expand_ratio: int = 6,
-                 act_cfg: Dict = dict(type='Swish'), **kwargs):
-        if not 0 < se_ratio <= 1:
-            raise ValueError(f'se_ratio={se_ratio} must be in (0, 1]')
-        if expand_ratio < 1:
-            raise ValueError(f'expand_ratio={expand_ratio} must be >= 1')
+                 act_cfg: Dict = dict(type='SiLU'), se_act_cfg: Optional[Sequence] = None,
+                 **kwargs):
+        name = self._display_name
+        check_fields(name, dict(se_ratio=FRACTION, expand_ratio=POSITIVE_INT),
+                     dict(se_ratio=se_ratio, expand_ratio=expand_ratio))
+        if kwargs.get('resample_alpha') is not None:
+            raise ConfigError(f"{name}: resample_alpha={kwargs['resample_alpha']!r} is not "
+                              'used (SpineNet-Mobile resamples with depthwise convs); remove it')
         self.se_ratio = se_ratio
         self.expand_ratio = expand_ratio
+        self.se_act_cfg = None if se_act_cfg is None else tuple(
+            dict(type=a) if isinstance(a, str) else a for a in se_act_cfg)
         super().__init__(arch=arch, act_cfg=act_cfg, **kwargs)
 
     def _adjust_specs(self, specs: List[BlockSpec]) -> List[BlockSpec]:
@@ -113,7 +130,7 @@ class SpineNetMobile(SpineNet):
         # mmdet's SELayer squeezes to int(channels / ratio): aim at squeeze + 0.5 so that
         # floating-point error cannot round it down.
         se_cfg = dict(channels=mid, ratio=mid / (squeeze + 0.5), conv_cfg=self.conv_cfg,
-                      act_cfg=(dict(type='ReLU'), gate))
+                      act_cfg=self.se_act_cfg or (dict(type='ReLU'), gate))
         block = InvertedResidual(
             in_channels, out_channels, mid, kernel_size=3, stride=stride, se_cfg=se_cfg,
             with_expand_conv=self.expand_ratio != 1,
@@ -147,8 +164,8 @@ class SpineNetMobile(SpineNet):
         if self.padding_mode != 'tf_same':
             return self.conv_cfg
         if self.conv_cfg is not None:
-            raise ValueError(f"padding_mode='tf_same' pads through the conv type; it cannot "
-                             f'be combined with conv_cfg={self.conv_cfg}')
+            raise ConfigError(f"{self._display_name}: padding_mode='tf_same' pads through the "
+                              f'conv type; it cannot be combined with conv_cfg={self.conv_cfg}')
         return dict(type='Conv2dTFSame')
 
     def _make_stem(self, in_channels: int):

@@ -4,7 +4,11 @@ from mmdet.models.dense_heads import RetinaSepBNHead
 from mmdet.registry import MODELS
 from mmengine.model import bias_init_with_prob, normal_init, xavier_init
 
+from ..layers.config_checks import (FLAG, POSITIVE_INT, bound_arguments, check_act_cfg,
+                                    check_anchor_levels, check_fields, check_norm_cfg)
 from ..layers.separable_conv import SeparableConvModule
+
+_OWNER = 'RetinaSepBNActHead'
 
 
 @MODELS.register_module()
@@ -28,13 +32,23 @@ class RetinaSepBNActHead(RetinaSepBNHead):
     Args:
         act_cfg (dict): Activation after each tower norm. Default: dict(type='ReLU').
         separable (bool): Depthwise-separable tower convs and predictors. Default: False.
-        **kwargs: As :class:`~mmdet.models.dense_heads.RetinaSepBNHead`.
+        **kwargs: As :class:`~mmdet.models.dense_heads.RetinaSepBNHead`, checked at build
+            time: ``num_classes``, ``num_ins`` (= the anchor generator's number of strides),
+            ``in_channels``, ``feat_channels`` and ``stacked_convs`` >= 1.
     """
+
+    #: Valid range of each numeric argument (checked at build time).
+    arg_rules = dict(num_classes=POSITIVE_INT, num_ins=POSITIVE_INT, in_channels=POSITIVE_INT,
+                     feat_channels=POSITIVE_INT, stacked_convs=POSITIVE_INT, separable=FLAG)
 
     def __init__(self, *args, act_cfg: dict = dict(type='ReLU'), separable: bool = False,
                  **kwargs):
-        if not isinstance(separable, bool):
-            raise TypeError(f'separable={separable!r} must be True or False')
+        values = bound_arguments(RetinaSepBNHead.__init__, None, *args, **kwargs)
+        check_fields(_OWNER, self.arg_rules, dict(values, separable=separable))
+        check_norm_cfg(values.get('norm_cfg'), _OWNER)
+        check_act_cfg(act_cfg, _OWNER)
+        if 'num_ins' in values:
+            check_anchor_levels(_OWNER, values.get('anchor_generator'), values['num_ins'])
         self.act_cfg = act_cfg
         self.separable = separable
         super().__init__(*args, **kwargs)

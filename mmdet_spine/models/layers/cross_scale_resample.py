@@ -11,16 +11,29 @@ import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
 
+from mmdet_spine.errors import ConfigError
+
+from .config_checks import NON_NEGATIVE_INT, POSITIVE_INT, check_fields
 from .tf_padding import MaxPool2dTFSame, TFSamePad2d
 
 #: Valid values of ``padding_mode``.
-PADDING_MODES = ('pytorch', 'tf_same')
+#: 'tf_tpu': tensorflow/tpu's TF1 SpineNet (symmetric conv padding, TF 'SAME' max-pools, and
+#: one max-pool, 3x3 or 5x5, for a resampling of more than one level down).
+PADDING_MODES = ('pytorch', 'tf_same', 'tf_tpu')
 
 
-def check_padding_mode(mode: str, field: str = 'padding_mode') -> str:
-    if mode not in PADDING_MODES:
-        raise ValueError(f'{field}={mode!r} is not a padding mode; valid choices: '
-                         f"{', '.join(PADDING_MODES)}")
+#: Valid range of the numeric arguments of both resampling modules.
+_ARG_RULES = dict(in_channels=POSITIVE_INT, mid_channels=POSITIVE_INT, out_channels=POSITIVE_INT,
+                  in_level=NON_NEGATIVE_INT, out_level=NON_NEGATIVE_INT)
+
+
+def check_padding_mode(mode: str, field: str = 'padding_mode', owner: str = '') -> str:
+    """Return ``mode`` if it is one of :data:`PADDING_MODES`, else raise a ``ConfigError``
+    (prefixed with ``owner``, the module's name, when given)."""
+    if not any(mode == m for m in PADDING_MODES):
+        pre = f'{owner}: ' if owner else ''
+        raise ConfigError(f'{pre}{field}={mode!r} is not a padding mode; valid choices: '
+                          f"{', '.join(PADDING_MODES)}")
     return mode
 
 
@@ -30,7 +43,7 @@ def strided_max_pool(padding_mode: str = 'pytorch') -> nn.Module:
     Both pad with -inf (padded cells never win), so they differ only in where the odd cell
     goes: TF puts it at the end.
     """
-    if check_padding_mode(padding_mode) == 'tf_same':
+    if check_padding_mode(padding_mode) in ('tf_same', 'tf_tpu'):
         return MaxPool2dTFSame(3, 2)
     return nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
 
@@ -48,17 +61,20 @@ class CrossScaleResample(BaseModule):
     Localization", CVPR 2020 (https://arxiv.org/abs/1912.05027).
 
     Args:
-        in_channels (int): Channels of the input.
-        mid_channels (int): Channels while resampling (SpineNet: ``int(alpha * C)`` where C is
-            the parent's block width, i.e. its channels / 4 for a bottleneck).
-        out_channels (int): Channels of the output.
-        in_level (int): Pyramid level of the input (stride ``2**in_level``).
-        out_level (int): Pyramid level of the output.
+        in_channels (int): Channels of the input, >= 1.
+        mid_channels (int): Channels while resampling, >= 1 (SpineNet: ``int(alpha * C)``
+            where C is the parent's block width, i.e. its channels / 4 for a bottleneck).
+        out_channels (int): Channels of the output, >= 1.
+        in_level (int): Pyramid level of the input (stride ``2**in_level``), >= 0.
+        out_level (int): Pyramid level of the output, >= 0.
         conv_cfg (dict, optional): Conv layer config. Default: None.
         norm_cfg (dict): Norm layer config. Default: dict(type='BN').
         act_cfg (dict): Activation config. Default: dict(type='ReLU').
         padding_mode (str): 'pytorch' (symmetric padding) or 'tf_same' (TF 'SAME' padding
-            of the stride-2 conv and pools, for weights trained in TF). Default: 'pytorch'.
+            of the stride-2 conv and pools, for weights trained in TF), or 'tf_tpu'
+            (tensorflow/tpu's TF1 SpineNet: symmetric conv padding, TF 'SAME' pools, one
+            3x3/2 pool for 2 levels down or one 5x5 pool of stride 2^(d-1) for d > 2 levels).
+            Default: 'pytorch'.
         init_cfg (dict | list[dict], optional): Initialisation config. Default: None.
 
     Example:
@@ -72,10 +88,11 @@ class CrossScaleResample(BaseModule):
                  norm_cfg: Dict = dict(type='BN'), act_cfg: Optional[Dict] = dict(type='ReLU'),
                  padding_mode: str = 'pytorch', init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        if mid_channels < 1:
-            raise ValueError(f'mid_channels={mid_channels} must be >= 1 (resample alpha too '
-                             f'small for {in_channels} input channels?)')
-        check_padding_mode(padding_mode)
+        name = type(self).__name__
+        check_fields(name, _ARG_RULES, dict(
+            in_channels=in_channels, mid_channels=mid_channels, out_channels=out_channels,
+            in_level=in_level, out_level=out_level))
+        check_padding_mode(padding_mode, owner=name)
         self.in_level, self.out_level = in_level, out_level
         self.padding_mode = padding_mode
         cm = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, bias=False)
@@ -90,7 +107,10 @@ class CrossScaleResample(BaseModule):
             self.down_conv = ConvModule(mid_channels, mid_channels, 3, stride=2,
                                         padding=0 if tf_same else 1, act_cfg=act_cfg, **cm)
             num_pools = out_level - in_level - 1
-            if num_pools:
+            if num_pools and padding_mode == 'tf_tpu':  # one pool: 3x3 for 2 levels, else 5x5
+                self.pools = nn.Sequential(
+                    MaxPool2dTFSame(3 if num_pools == 1 else 5, 2**num_pools))
+            elif num_pools:
                 self.pools = nn.Sequential(
                     *[strided_max_pool(padding_mode) for _ in range(num_pools)])
         self.conv_out = ConvModule(mid_channels, out_channels, 1, act_cfg=None, **cm)
@@ -129,10 +149,10 @@ class DepthwiseCrossScaleResample(BaseModule):
     https://arxiv.org/abs/1912.05027).
 
     Args:
-        in_channels (int): Channels of the input.
-        out_channels (int): Channels of the output.
-        in_level (int): Pyramid level of the input.
-        out_level (int): Pyramid level of the output.
+        in_channels (int): Channels of the input, >= 1.
+        out_channels (int): Channels of the output, >= 1.
+        in_level (int): Pyramid level of the input, >= 0.
+        out_level (int): Pyramid level of the output, >= 0.
         conv_cfg (dict, optional): Conv layer config. Default: None.
         norm_cfg (dict): Norm layer config. Default: dict(type='BN').
         act_cfg (dict): Activation config. Default: dict(type='ReLU').
@@ -150,7 +170,10 @@ class DepthwiseCrossScaleResample(BaseModule):
                  act_cfg: Optional[Dict] = dict(type='ReLU'), padding_mode: str = 'pytorch',
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        check_padding_mode(padding_mode)
+        name = type(self).__name__
+        check_fields(name, _ARG_RULES, dict(in_channels=in_channels, out_channels=out_channels,
+                                            in_level=in_level, out_level=out_level))
+        check_padding_mode(padding_mode, owner=name)
         self.in_level, self.out_level = in_level, out_level
         self.down = None
         if in_level < out_level:
@@ -158,8 +181,8 @@ class DepthwiseCrossScaleResample(BaseModule):
             down_cfg = conv_cfg
             if padding_mode == 'tf_same':
                 if conv_cfg is not None:
-                    raise ValueError(f"padding_mode='tf_same' pads through the conv type; it "
-                                     f'cannot be combined with conv_cfg={conv_cfg}')
+                    raise ConfigError(f"{name}: padding_mode='tf_same' pads through the conv "
+                                      f'type; it cannot be combined with conv_cfg={conv_cfg}')
                 down_cfg = dict(type='Conv2dTFSame')
             self.down = nn.Sequential(*[
                 ConvModule(in_channels, in_channels, 3, stride=2, padding=1,

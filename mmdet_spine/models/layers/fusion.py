@@ -11,6 +11,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from mmdet_spine.errors import ConfigError
+
+from .config_checks import POSITIVE, POSITIVE_INT, check_fields
+
 #: Valid values of ``fusion`` wherever a module takes one.
 FUSION_METHODS = ('sum', 'weighted', 'softmax')
 
@@ -18,12 +22,14 @@ FUSION_METHODS = ('sum', 'weighted', 'softmax')
 _ALIASES = {'fast_attn': 'weighted', 'fastattn': 'weighted', 'attn': 'softmax'}
 
 
-def check_fusion_method(method: str, field: str = 'fusion') -> str:
-    """Return the canonical fusion name or raise one error naming the choices."""
-    method = _ALIASES.get(method, method)
+def check_fusion_method(method: str, field: str = 'fusion', owner: str = '') -> str:
+    """Return the canonical fusion name or raise a ``ConfigError`` naming the choices
+    (prefixed with ``owner``, the module's name, when given)."""
+    method = _ALIASES.get(method, method) if isinstance(method, str) else method
     if method not in FUSION_METHODS:
-        raise ValueError(f'{field}={method!r} is not a fusion method; valid choices: '
-                         f"{', '.join(FUSION_METHODS)} (aliases: {', '.join(_ALIASES)})")
+        pre = f'{owner}: ' if owner else ''
+        raise ConfigError(f'{pre}{field}={method!r} is not a fusion method; valid choices: '
+                          f"{', '.join(FUSION_METHODS)} (aliases: {', '.join(_ALIASES)})")
     return method
 
 
@@ -37,9 +43,9 @@ class FeatureFusion(nn.Module):
     - ``softmax``: ``sum_i softmax(w)_i x_i`` (EfficientDet's softmax-based fusion).
 
     Args:
-        num_inputs (int): Number of tensors fused.
+        num_inputs (int): Number of tensors fused, >= 1.
         method (str): One of :data:`FUSION_METHODS`. Default: 'sum'.
-        eps (float): Stabiliser of ``weighted``. Default: 1e-4.
+        eps (float): Stabiliser of ``weighted``, > 0. Default: 1e-4.
 
     Example:
         >>> fuse = FeatureFusion(2, 'weighted')
@@ -47,12 +53,15 @@ class FeatureFusion(nn.Module):
         torch.Size([1, 8, 4, 4])
     """
 
+    #: Valid range of each numeric argument.
+    arg_rules = dict(num_inputs=POSITIVE_INT, eps=POSITIVE)
+
     def __init__(self, num_inputs: int, method: str = 'sum', eps: float = 1e-4):
         super().__init__()
-        if num_inputs < 1:
-            raise ValueError(f'num_inputs must be >= 1, got {num_inputs}')
+        name = type(self).__name__
+        check_fields(name, self.arg_rules, dict(num_inputs=num_inputs, eps=eps))
         self.num_inputs = num_inputs
-        self.method = check_fusion_method(method)
+        self.method = check_fusion_method(method, 'method', owner=name)
         self.eps = eps
         if self.method != 'sum':
             self.weight = nn.Parameter(torch.ones(num_inputs))

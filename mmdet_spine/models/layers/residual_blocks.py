@@ -22,6 +22,10 @@ from mmcv.cnn import build_activation_layer, build_conv_layer, build_norm_layer
 from mmcv.cnn.bricks.drop import DropPath
 from mmengine.model import BaseModule, constant_init
 
+from mmdet_spine.errors import ConfigError
+
+from .config_checks import FLAG, POSITIVE_INT, RATE, OrNone, check_choice, check_fields
+
 #: Activations that take ``inplace``; others are built as given.
 _INPLACE_ACTS = ('ReLU', 'ReLU6', 'LeakyReLU', 'ELU', 'SiLU')
 
@@ -52,14 +56,24 @@ class _ResBlockBase(BaseModule):
     """Shared shortcut / drop-path / zero-init logic of the two residual blocks."""
 
     expansion = 1
+    #: Valid range of each numeric argument (checked at build time).
+    arg_rules = dict(in_channels=POSITIVE_INT, planes=POSITIVE_INT, stride=POSITIVE_INT,
+                     dilation=POSITIVE_INT, groups=POSITIVE_INT, base_width=POSITIVE_INT,
+                     drop_path_rate=RATE, use_projection=OrNone(FLAG),
+                     zero_init_residual=FLAG, with_cp=FLAG, stride_in_1x1=FLAG)
+
+    @classmethod
+    def _check_args(cls, **values) -> None:
+        check_fields(cls.__name__, cls.arg_rules, values)
 
     def __init__(self, in_channels: int, planes: int, stride: int, use_projection: Optional[bool],
                  drop_path_rate: float, zero_init_residual: bool, with_cp: bool,
                  conv_cfg: Optional[Dict], norm_cfg: Dict, act_cfg: Optional[Dict],
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        if drop_path_rate < 0 or drop_path_rate >= 1:
-            raise ValueError(f'drop_path_rate={drop_path_rate!r} must be in [0, 1)')
+        self._check_args(in_channels=in_channels, planes=planes, stride=stride,
+                         use_projection=use_projection, drop_path_rate=drop_path_rate,
+                         zero_init_residual=zero_init_residual, with_cp=with_cp)
         self.in_channels = in_channels
         self.planes = planes
         self.out_channels = planes * self.expansion
@@ -72,9 +86,10 @@ class _ResBlockBase(BaseModule):
         if use_projection is None:
             use_projection = stride != 1 or in_channels != self.out_channels
         elif not use_projection and (stride != 1 or in_channels != self.out_channels):
-            raise ValueError(
-                f'use_projection=False needs stride 1 and in_channels == out_channels, got '
-                f'stride={stride}, in_channels={in_channels}, out_channels={self.out_channels}')
+            raise ConfigError(
+                f'{type(self).__name__}: use_projection=False needs stride 1 and in_channels '
+                f'== out_channels, got stride={stride}, in_channels={in_channels}, '
+                f'out_channels={self.out_channels}')
         self.use_projection = use_projection
         self.downsample = None  # built last by _make_shortcut (mmdet's state-dict order)
         self.drop_path_rate = drop_path_rate
@@ -133,17 +148,18 @@ class ResidualBlock(_ResBlockBase):
     ``BasicBlock`` (same sub-module names as the latter).
 
     Args:
-        in_channels (int): Input channels.
-        planes (int): Width of both convs; output channels (expansion 1).
-        stride (int): Stride of the first conv (and of the projection). Default: 1.
-        dilation (int): Dilation of the first conv. Default: 1.
+        in_channels (int): Input channels, >= 1.
+        planes (int): Width of both convs; output channels (expansion 1), >= 1.
+        stride (int): Stride of the first conv (and of the projection), >= 1. Default: 1.
+        dilation (int): Dilation of the first conv, >= 1. Default: 1.
         groups (int): Must be 1 (grouped convs are a bottleneck option). Default: 1.
-        base_width (int): Unused here; accepted for a uniform block interface. Default: 64.
+        base_width (int): Unused here (>= 1); accepted for a uniform block interface.
+            Default: 64.
         stride_in_1x1 (bool): Unused here (bottleneck option). Default: False.
         use_projection (bool, optional): Force (True) or forbid (False) the 1x1 projection
             shortcut; ``None`` adds it when stride or channels change. Default: None.
         drop_path_rate (float): Stochastic depth: probability of dropping the residual
-            branch per sample in training. Default: 0.
+            branch per sample in training, in [0, 1). Default: 0.
         zero_init_residual (bool): Zero-initialise the last norm's weight in
             ``init_weights`` so the block starts as identity. Default: False.
         with_cp (bool): Gradient checkpointing of the block. Default: False.
@@ -169,10 +185,12 @@ class ResidualBlock(_ResBlockBase):
                  conv_cfg: Optional[Dict] = None, norm_cfg: Dict = dict(type='BN'),
                  act_cfg: Optional[Dict] = dict(type='ReLU'), dcn: Optional[Dict] = None,
                  init_cfg=None):
+        self._check_args(dilation=dilation, groups=groups, base_width=base_width,
+                         stride_in_1x1=stride_in_1x1)
         if groups != 1:
-            raise ValueError(f'groups={groups} is not supported by the basic residual block '
-                             '(ResNet-18/34); valid choices: 1 (use a bottleneck depth for '
-                             'ResNeXt)')
+            raise ConfigError(f'ResidualBlock: groups={groups} is not supported by the basic '
+                              'residual block (ResNet-18/34); valid choices: 1 (use a '
+                              'bottleneck depth for ResNeXt)')
         super().__init__(in_channels, planes, stride, use_projection, drop_path_rate,
                          zero_init_residual, with_cp, conv_cfg, norm_cfg, act_cfg, init_cfg)
         self.dilation = dilation
@@ -200,19 +218,21 @@ class BottleneckBlock(_ResBlockBase):
     2017, https://arxiv.org/abs/1611.05431). Same sub-module names as mmdet's ``Bottleneck``.
 
     Args:
-        in_channels (int): Input channels.
-        planes (int): Bottleneck width (of the 1x1 and 3x3 convs when ``groups == 1``); the
-            output has ``4 * planes`` channels.
-        stride (int): Stride of the block. Default: 1.
-        dilation (int): Dilation of the 3x3 conv. Default: 1.
-        groups (int): Groups of the 3x3 conv (ResNeXt cardinality). Default: 1.
-        base_width (int): ResNeXt width per group at ``planes == 64``; with ``groups > 1``
-            the inner width is ``floor(planes * base_width / 64) * groups``. Default: 64.
+        in_channels (int): Input channels, >= 1.
+        planes (int): Bottleneck width (of the 1x1 and 3x3 convs when ``groups == 1``), >= 1;
+            the output has ``4 * planes`` channels.
+        stride (int): Stride of the block, >= 1. Default: 1.
+        dilation (int): Dilation of the 3x3 conv, >= 1. Default: 1.
+        groups (int): Groups of the 3x3 conv (ResNeXt cardinality), >= 1. Default: 1.
+        base_width (int): ResNeXt width per group at ``planes == 64``, >= 1; with
+            ``groups > 1`` the inner width is ``floor(planes * base_width / 64) * groups``
+            (which must be >= 1). Default: 64.
         stride_in_1x1 (bool): Put the stride on the first 1x1 conv (Caffe / MSRA style)
             instead of the 3x3 conv (PyTorch style). Default: False.
         use_projection (bool, optional): Force or forbid the projection shortcut; ``None``
             adds it when stride or channels change. Default: None.
-        drop_path_rate (float): Stochastic depth rate of the residual branch. Default: 0.
+        drop_path_rate (float): Stochastic depth rate of the residual branch, in [0, 1).
+            Default: 0.
         zero_init_residual (bool): Zero-initialise the last norm's weight. Default: False.
         with_cp (bool): Gradient checkpointing of the block. Default: False.
         conv_cfg (dict, optional): Conv layer config. Default: None.
@@ -237,11 +257,16 @@ class BottleneckBlock(_ResBlockBase):
                  conv_cfg: Optional[Dict] = None, norm_cfg: Dict = dict(type='BN'),
                  act_cfg: Optional[Dict] = dict(type='ReLU'), dcn: Optional[Dict] = None,
                  init_cfg=None):
+        self._check_args(dilation=dilation, groups=groups, base_width=base_width,
+                         stride_in_1x1=stride_in_1x1)
         super().__init__(in_channels, planes, stride, use_projection, drop_path_rate,
                          zero_init_residual, with_cp, conv_cfg, norm_cfg, act_cfg, init_cfg)
-        if groups < 1:
-            raise ValueError(f'groups={groups} must be >= 1')
         width = planes if groups == 1 else math.floor(planes * base_width / 64) * groups
+        if width < 1:
+            raise ConfigError(
+                f'BottleneckBlock: base_width={base_width} must be >= {math.ceil(64 / planes)} '
+                f'for planes={planes} (the grouped width floor({planes} x {base_width} / 64) x '
+                f'{groups} is 0)')
         self.width = width
         self.dilation = dilation
         stride1, stride2 = (stride, 1) if stride_in_1x1 else (1, stride)
@@ -276,9 +301,7 @@ RESIDUAL_BLOCKS = {'residual': ResidualBlock, 'basic': ResidualBlock,
                    'bottleneck': BottleneckBlock}
 
 
-def get_residual_block(name: str, field: str = 'block_fn'):
-    """Return the block class for ``name`` or raise naming the valid choices."""
-    if name not in RESIDUAL_BLOCKS:
-        raise ValueError(f'{field}={name!r} is not a residual block type; valid choices: '
-                         f"{', '.join(RESIDUAL_BLOCKS)}")
+def get_residual_block(name: str, field: str = 'block_fn', owner: str = 'residual_blocks'):
+    """Return the block class for ``name`` or raise a ``ConfigError`` naming the choices."""
+    check_choice(owner, field, name, tuple(RESIDUAL_BLOCKS), 'a residual block type')
     return RESIDUAL_BLOCKS[name]

@@ -13,7 +13,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.registry import MODELS
 
+from .config_checks import POSITIVE_INT, Each, OrNone, check_fields
+
 IntPair = Union[int, Sequence[int]]
+
+#: Valid kernel / stride / dilation / input size: a positive int or a pair of them.
+_POSITIVE_PAIR = Each(POSITIVE_INT, length=2, scalar_ok=True)
+_ARG_RULES = dict(kernel_size=_POSITIVE_PAIR, stride=_POSITIVE_PAIR, dilation=_POSITIVE_PAIR,
+                  input_size=OrNone(_POSITIVE_PAIR))
 
 
 def _pair(v: IntPair) -> Tuple[int, int]:
@@ -50,6 +57,8 @@ class TFSamePad2d(nn.Module):
     def __init__(self, kernel_size: IntPair, stride: IntPair, dilation: IntPair = 1,
                  input_size: Optional[IntPair] = None, value: float = 0.0):
         super().__init__()
+        check_fields(type(self).__name__, _ARG_RULES, dict(
+            kernel_size=kernel_size, stride=stride, dilation=dilation, input_size=input_size))
         self.kernel_size, self.stride = _pair(kernel_size), _pair(stride)
         self.dilation = _pair(dilation)
         self.value = value
@@ -176,6 +185,11 @@ class Conv2dTFSame(nn.Conv2d):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair,
                  stride: IntPair = 1, padding=0, dilation: IntPair = 1, groups: int = 1,
                  bias: bool = True, input_size: Optional[IntPair] = None, **kwargs):
+        check_fields('Conv2dTFSame', dict(_ARG_RULES, in_channels=POSITIVE_INT,
+                                          out_channels=POSITIVE_INT, groups=POSITIVE_INT),
+                     dict(in_channels=in_channels, out_channels=out_channels,
+                          kernel_size=kernel_size, stride=stride, dilation=dilation,
+                          groups=groups, input_size=input_size))
         kernel_size, stride, dilation = _pair(kernel_size), _pair(stride), _pair(dilation)
         symmetric = _static_symmetric(kernel_size, stride, dilation)
         super().__init__(in_channels, out_channels, kernel_size, stride,
@@ -224,6 +238,8 @@ class MaxPool2dTFSame(nn.Module):
     def __init__(self, kernel_size: IntPair, stride: IntPair,
                  input_size: Optional[IntPair] = None):
         super().__init__()
+        check_fields(type(self).__name__, _ARG_RULES,
+                     dict(kernel_size=kernel_size, stride=stride, input_size=input_size))
         self.pad = TFSamePad2d(kernel_size, stride, input_size=input_size, value=float('-inf'))
         self.pool = nn.MaxPool2d(kernel_size, stride)
         self._copy_free = {}  # input (H, W) -> _pool_pads(...), worked out once per size

@@ -7,6 +7,15 @@ from mmdet.models.roi_heads.bbox_heads import ConvFCBBoxHead
 from mmdet.registry import MODELS
 from torch import Tensor
 
+from mmdet_spine.errors import ConfigError
+
+from ..layers.config_checks import (FLAG, NON_NEGATIVE_INT, POSITIVE_INT, Each, bound_arguments,
+                                    check_act_cfg, check_fields, check_norm_cfg)
+
+_OWNER = 'NormActConvFCBBoxHead'
+_NUM_LAYERS = ('num_shared_convs', 'num_shared_fcs', 'num_cls_convs', 'num_cls_fcs',
+               'num_reg_convs', 'num_reg_fcs')
+
 
 @MODELS.register_module()
 class NormActConvFCBBoxHead(ConvFCBBoxHead):
@@ -23,19 +32,38 @@ class NormActConvFCBBoxHead(ConvFCBBoxHead):
         act_cfg (dict): Activation after each conv / fc norm. Default: dict(type='ReLU').
         fc_norm (bool): Add ``norm_cfg``'s norm (1-D) after each shared fc. Default: True
             (needs ``norm_cfg``).
-        *args, **kwargs: As :class:`~mmdet.models.roi_heads.bbox_heads.ConvFCBBoxHead`.
+        *args, **kwargs: As :class:`~mmdet.models.roi_heads.bbox_heads.ConvFCBBoxHead`,
+            checked at build time: ``num_shared_convs``, ``num_shared_fcs``,
+            ``num_cls_convs``, ``num_reg_convs`` >= 0 (not all 0), ``num_cls_fcs`` and
+            ``num_reg_fcs`` 0; ``conv_out_channels``, ``fc_out_channels``, ``in_channels``,
+            ``num_classes`` and ``roi_feat_size`` >= 1.
     """
+
+    #: Valid range of each numeric argument (checked at build time).
+    arg_rules = dict(
+        {k: NON_NEGATIVE_INT for k in _NUM_LAYERS},
+        conv_out_channels=POSITIVE_INT, fc_out_channels=POSITIVE_INT, in_channels=POSITIVE_INT,
+        num_classes=POSITIVE_INT, roi_feat_size=Each(POSITIVE_INT, length=2, scalar_ok=True),
+        with_avg_pool=FLAG, with_cls=FLAG, with_reg=FLAG, reg_class_agnostic=FLAG, fc_norm=FLAG)
 
     def __init__(self, *args, act_cfg: dict = dict(type='ReLU'), fc_norm: bool = True,
                  **kwargs):
+        values = bound_arguments(ConvFCBBoxHead.__init__, None, *args, **kwargs)
+        check_fields(_OWNER, self.arg_rules, dict(values, fc_norm=fc_norm))
+        check_norm_cfg(values.get('norm_cfg'), _OWNER)
+        check_act_cfg(act_cfg, _OWNER)
+        if not any(values.get(k, 0) for k in _NUM_LAYERS):
+            raise ConfigError(f'{_OWNER}: {", ".join(f"{k}=0" for k in _NUM_LAYERS)}: at least '
+                              'one conv or fc is needed (SpineNet: num_shared_convs=4, '
+                              'num_shared_fcs=1)')
+        if values.get('num_cls_fcs', 0) or values.get('num_reg_fcs', 0):
+            raise ConfigError(f'{_OWNER} normalises shared fcs only; got num_cls_fcs='
+                              f"{values.get('num_cls_fcs', 0)}, num_reg_fcs="
+                              f"{values.get('num_reg_fcs', 0)} (valid: 0)")
+        if fc_norm and values.get('norm_cfg') is None:
+            raise ConfigError(f'{_OWNER}: fc_norm=True needs norm_cfg (got None); set norm_cfg '
+                              'or fc_norm=False')
         super().__init__(*args, **kwargs)
-        if fc_norm and self.norm_cfg is None:
-            raise ValueError('NormActConvFCBBoxHead: fc_norm=True needs norm_cfg (got None); '
-                             'set norm_cfg or fc_norm=False')
-        if self.num_cls_fcs or self.num_reg_fcs:
-            raise ValueError(f'NormActConvFCBBoxHead normalises shared fcs only; got '
-                             f'num_cls_fcs={self.num_cls_fcs}, num_reg_fcs={self.num_reg_fcs}'
-                             ' (valid: 0)')
         self.act_cfg = act_cfg
         self.relu = build_activation_layer(act_cfg)
         for branch in (self.shared_convs, self.cls_convs, self.reg_convs):

@@ -4,6 +4,16 @@ from mmdet.models.roi_heads.mask_heads import FCNMaskHead
 from mmdet.registry import MODELS
 from torch import Tensor
 
+from mmdet_spine.errors import ConfigError
+
+from ..layers.config_checks import (FLAG, NON_NEGATIVE_INT, ODD_POSITIVE_INT, POSITIVE,
+                                    POSITIVE_INT, Choice, Each, bound_arguments, check_act_cfg,
+                                    check_fields, check_norm_cfg)
+
+_OWNER = 'NormActFCNMaskHead'
+#: mmdet's ``FCNMaskHead`` upsampling types.
+UPSAMPLE_TYPES = (None, 'deconv', 'nearest', 'bilinear', 'carafe')
+
 
 @MODELS.register_module()
 class NormActFCNMaskHead(FCNMaskHead):
@@ -19,15 +29,41 @@ class NormActFCNMaskHead(FCNMaskHead):
         act_cfg (dict): Activation after each norm. Default: dict(type='ReLU').
         upsample_norm (bool): Norm after the deconv (``upsample_cfg`` type 'deconv'); needs
             ``norm_cfg``. Default: True.
-        *args, **kwargs: As :class:`~mmdet.models.roi_heads.mask_heads.FCNMaskHead`.
+        *args, **kwargs: As :class:`~mmdet.models.roi_heads.mask_heads.FCNMaskHead`,
+            checked at build time: ``num_convs`` >= 0; ``roi_feat_size``, ``in_channels``,
+            ``conv_out_channels``, ``num_classes`` >= 1; ``conv_kernel_size`` odd;
+            ``upsample_cfg.type`` one of :data:`UPSAMPLE_TYPES` with a ``scale_factor``
+            > 0 (an int for 'deconv' and 'carafe').
     """
+
+    #: Valid range of each numeric argument (checked at build time).
+    arg_rules = dict(num_convs=NON_NEGATIVE_INT,
+                     roi_feat_size=Each(POSITIVE_INT, length=2, scalar_ok=True),
+                     in_channels=POSITIVE_INT, conv_kernel_size=ODD_POSITIVE_INT,
+                     conv_out_channels=POSITIVE_INT, num_classes=POSITIVE_INT,
+                     class_agnostic=FLAG, upsample_norm=FLAG)
 
     def __init__(self, *args, act_cfg: dict = dict(type='ReLU'), upsample_norm: bool = True,
                  **kwargs):
+        values = bound_arguments(FCNMaskHead.__init__, None, *args, **kwargs)
+        check_fields(_OWNER, self.arg_rules, dict(values, upsample_norm=upsample_norm))
+        check_norm_cfg(values.get('norm_cfg'), _OWNER)
+        check_act_cfg(act_cfg, _OWNER)
+        upsample_cfg = values.get('upsample_cfg')
+        if upsample_cfg is not None:
+            if not isinstance(upsample_cfg, dict) or 'type' not in upsample_cfg:
+                raise ConfigError(f"{_OWNER}: upsample_cfg={upsample_cfg!r} must be a dict with "
+                                  "a 'type' key (e.g. dict(type='deconv', scale_factor=2))")
+            kind = upsample_cfg['type']
+            Choice(UPSAMPLE_TYPES, 'an upsampling type').check(_OWNER, 'upsample_cfg.type', kind)
+            scale = POSITIVE_INT if kind in ('deconv', 'carafe') else POSITIVE
+            check_fields(_OWNER, {'upsample_cfg.scale_factor': scale},
+                         {'upsample_cfg.scale_factor': upsample_cfg[k]
+                          for k in ('scale_factor',) if k in upsample_cfg})
+        if upsample_norm and values.get('norm_cfg') is None:
+            raise ConfigError(f'{_OWNER}: upsample_norm=True needs norm_cfg (got None); set '
+                              'norm_cfg or upsample_norm=False')
         super().__init__(*args, **kwargs)
-        if upsample_norm and self.norm_cfg is None:
-            raise ValueError('NormActFCNMaskHead: upsample_norm=True needs norm_cfg (got '
-                             'None); set norm_cfg or upsample_norm=False')
         self.act_cfg = act_cfg
         self.relu = build_activation_layer(act_cfg)
         for conv_module in self.convs:

@@ -7,6 +7,7 @@ from mmdet.registry import MODELS
 from mmengine.registry import init_default_scope
 
 import mmdet_spine  # noqa: F401
+from mmdet_spine.errors import ConfigError
 from mmdet_spine.models.layers.separable_conv import SeparableConvModule
 
 
@@ -61,5 +62,5 @@ def test_plain_head_unchanged_and_bad_option():
     head = build()
     assert isinstance(head.retina_cls, torch.nn.Conv2d)
     assert head.cls_convs[2][1].conv is head.cls_convs[0][1].conv
-    with pytest.raises(TypeError, match="separable='yes' must be True or False"):
+    with pytest.raises(ConfigError, match="separable='yes' must be True or False"):
         build(separable='yes')
