@@ -228,7 +228,7 @@ def convert_tpu_spinenet(arrays, arch, min_level=3, max_level=7, prefix='', used
 # --------------------------------------------------------------------------------------------
 MBCONV_SCOPE = 'spinenet_mbconv'
 #: The TPU's SE uses swish inside and a sigmoid gate (``nn_ops.squeeze_excitation``).
-MBCONV_SE_ACT = (dict(type='Swish'), dict(type='Sigmoid'))
+MBCONV_SE_ACT = ('Swish', 'Sigmoid')
 
 
 def tpu_mbconv_layout(arch, min_level=3, max_level=7):
@@ -626,9 +626,14 @@ def convert_tpu_arrays(arrays, arch, family='spinenet', head='auto', classes='au
     else:
         backbone = convert_tpu_spinenet(arrays, arch, min_level, max_level, ckpt_prefix, used)
     if check:
-        tmg.check_against_model(backbone, model_kwargs(arch, min_level, max_level,
-                                                       family=family),
-                                'mobile' if family == 'mbconv' else 'spinenet')
+        try:
+            tmg.check_against_model(backbone, model_kwargs(arch, min_level, max_level,
+                                                           family=family),
+                                    'mobile' if family == 'mbconv' else 'spinenet')
+        except ConverterError as e:
+            name = 'SpineNet-MBConv' if family == 'mbconv' else 'SpineNet'
+            raise ConverterError(f'the checkpoint does not fit {name}-{arch} (wrong arch?): '
+                                 f'{e}') from None
     head_arrays = None
     if head in ('auto', 'retinanet'):
         head_arrays = tpu_retinanet_head_arrays(arrays, ckpt_prefix, min_level, used)

@@ -473,3 +473,80 @@ def test_classifier_matches_tensorflow_tpu_code():
                      if not k.endswith(('moving_mean', 'moving_variance')))
     fc_in = state['head.fc.weight'].shape[1]
     assert sum(p.numel() for p in model.parameters()) == tpu_params - (fc_in + 1)  # background
+
+
+# -------------------------------------------------- the zoo rows' configs + Cfg Options
+def zoo_model(name):
+    """The zoo row's config with its Cfg Options (SyncBN as BN: CPU, eval), and the row."""
+    import mmdet_spine  # noqa: F401
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+
+    from mmdet_spine.engine.cli import load_config
+    from mmdet_spine.zoo.model_index import get_model
+
+    row = get_model(name)
+    assert row.converter == 'tpu_legacy2mmdet' and row.needs_tensorflow
+    cfg = load_config(row.config, row.cfg_options)
+
+    def no_sync(node):
+        if isinstance(node, dict):
+            if node.get('type') == 'SyncBN':
+                node['type'] = 'BN'
+            for v in node.values():
+                no_sync(v)
+        elif isinstance(node, (list, tuple)):
+            for v in node:
+                no_sync(v)
+    no_sync(cfg.model)
+    init_default_scope('mmdet')
+    return row, MODELS.build(cfg.model).eval()
+
+
+@pytest.mark.parametrize('name,case', [('retinanet_spinenet-49s_coco_tpu', 'retinanet_spinenet49S'),
+                                       ('retinanet_spinenet-mobile-49_coco_tpu', MBCONV)])
+def test_zoo_row_config_reproduces_tensorflow_tpu_code(name, case):
+    """The row's config + Cfg Options + Converter Args give the TPU code's outputs (the
+    recorded case has the row's architecture and head widths)."""
+    row, model = zoo_model(name)
+    _, meta, ref = recorded(case)
+    state = tpu.convert_tpu_arrays(tpu_weights(case), **row.converter_args)
+    model.load_state_dict(state, strict=True)
+    diffs = head_diffs(model, ref['__input__'], ref)
+    assert max(max(d) for d in diffs.values()) <= RTOL, diffs
+
+
+@pytest.mark.parametrize('name', ['mask-rcnn_spinenet-49_coco_tpu',
+                                  'mask-rcnn_spinenet-96_coco_tpu'])
+def test_zoo_mask_rcnn_rows_take_the_converted_heads(name):
+    """The Mask R-CNN rows' models (relu, 3 anchors per location via Cfg Options) have the
+    converted heads' keys; the recorded heads are narrower than the published ones, so shapes
+    are compared where the widths do not enter (the anchors)."""
+    row, model = zoo_model(name)
+    assert model.rpn_head.num_base_priors == 3
+    assert model.backbone.padding_mode == 'tf_tpu'
+    assert model.roi_head.bbox_head.act_cfg['type'] == 'ReLU'
+    state = tpu.convert_tpu_arrays(tpu_weights(MASK_RCNN), '49S')
+    ours = {k for k in model.state_dict() if not k.startswith('backbone.')}
+    assert ours == {k for k in state if not k.startswith('backbone.')}
+    assert state['rpn_head.rpn_cls.weight'].shape[0] == model.rpn_head.rpn_cls.out_channels
+
+
+def test_cli_torch_stage_and_one_line_errors(tmp_path):
+    """``.npz -> .pth`` needs no TensorFlow; a wrong arch or family is one line, exit 2."""
+    from helpers import run_tool
+
+    npz = str(tmp_path / 'mbconv.npz')
+    np.savez(npz, **tpu_weights(MBCONV), __meta__=np.array('{}'))
+    out = str(tmp_path / 'mbconv.pth')
+    run_tool([CONVERTER, npz, out, '--arch', '49', '--family', 'mbconv'])
+    state = torch.load(out, map_location='cpu', weights_only=True)['state_dict']
+    assert any(k.startswith('bbox_head.retina_cls.pointwise_conv') for k in state)
+    proc = run_tool([CONVERTER, npz, out, '--arch', '49S', '--family', 'mbconv'], check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith('error: ') and 'wrong arch' in last, last
+    assert 'Traceback' not in proc.stderr
+    from mmdet_spine.errors import ConverterError
+    with pytest.raises(ConverterError, match=r"family=mbconv\?"):
+        tpu.convert_tpu_arrays(tpu_weights(MBCONV), '49')
