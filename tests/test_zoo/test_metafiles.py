@@ -64,7 +64,8 @@ def test_every_coco_config_is_in_the_zoo(zoo):
 def test_weights_have_sources_and_published_numbers_are_marked(zoo):
     hosts = {'github.com', 'storage.googleapis.com', 'storage.cloud.google.com'}
     with_weights = [m for m in zoo.values() if m.url]
-    assert len(with_weights) == 31  # 18 EfficientDet, 4 TF Model Garden, 9 tensorflow/tpu
+    # 30 EfficientDet (9 automl; effdet: 9, 6 Det-AdvProp, 6 Lite), 4 TF Model Garden, 9 TPU
+    assert len(with_weights) == 43
     for m in with_weights:
         assert urlparse(m.url).scheme == 'https' and urlparse(m.url).netloc in hosts, m.url
         assert m.upstream['Source'], m.name
@@ -76,7 +77,9 @@ def test_weights_have_sources_and_published_numbers_are_marked(zoo):
         if m.results:
             assert 'not measured here' in m.results_note, m.name
     assert {m.name for m in zoo.values() if m.converter == 'effdet2mmdet'} == \
-        {f'efficientdet-d{v}_effdet' for v in ('0', '1', '2', '3', '4', '5', '6', '7', '7x')}
+        {f'efficientdet-d{v}_effdet' for v in ('0', '1', '2', '3', '4', '5', '6', '7', '7x')} | \
+        {f'efficientdet-d{v}-ap_effdet' for v in range(6)} | \
+        {f'efficientdet-lite{v}_effdet' for v in ('0', '1', '2', '3', '3x', '4')}
 
 
 def test_flops_of_a_small_model_match_the_metafile(zoo):

@@ -53,15 +53,19 @@ def efficientdet_table() -> str:
     from mmdet_spine.models.detectors.efficientdet_scaling import (EFFICIENTDET_SCALING,
                                                                     efficientdet_model_cfg)
     rows = ['| model | input | backbone | BiFPN width | BiFPN layers | head layers | '
-            'anchor scale | fusion | levels | params (90 classes) |',
-            '|---|---|---|---|---|---|---|---|---|---|']
+            'anchor scale | fusion | levels | activation | input norm | params (90 classes) |',
+            '|---|---|---|---|---|---|---|---|---|---|---|---|']
+
+    def name(v):  # 'd7x' -> 'D7X', 'lite3x' -> 'Lite3x', 'b4' -> 'B4'
+        return 'Lite' + v[4:] if v.startswith('lite') else v.upper()
+
     for v, s in EFFICIENTDET_SCALING.items():
         n = _params(efficientdet_model_cfg(v))
         lo, hi = s['levels']
-        rows.append(f"| EfficientDet-{v.upper()} | {s['input_size']} | "
-                    f"EfficientNet-{s['backbone'].upper()} | {s['bifpn_channels']} | "
+        rows.append(f"| EfficientDet-{name(v)} | {s['input_size']} | "
+                    f"EfficientNet-{name(s['backbone'])} | {s['bifpn_channels']} | "
                     f"{s['bifpn_stages']} | {s['head_convs']} | {s['anchor_scale']} | "
-                    f"{s['fusion']} | P{lo}–P{hi} | {n:,} |")
+                    f"{s['fusion']} | P{lo}–P{hi} | {s['act']} | {s['input_norm']} | {n:,} |")
     return '\n'.join(rows)
 
 
@@ -84,13 +88,19 @@ def _zoo_weights(m) -> str:
         how = f"`{up['Converter']}`"
     else:
         how = 'no converter yet'
+    verified = up.get('Verified By') or []  # pytest node ids (the metafile lists them all)
+    parity = [t.split('::')[-1] for t in verified if 'parity' in t.split('::')[-1]]
+    if parity:
+        how += ', parity: ' + ', '.join(f'`{t}`' for t in parity)
+    elif verified:
+        how += ', verified by ' + ', '.join(f"`{t.split('::')[-1]}`" for t in verified)
     return f'[{name}]({url}), {how}'
 
 
 def zoo_table(family: str) -> str:
     """One README row per metafile model: config, size, params, FLOPs, published AP, weights."""
     rows = ['| zoo name | config | input | params | FLOPs | box AP (published) | '
-            'official weights, converter |', '|---|---|---|---|---|---|---|']
+            'official weights, converter, verification |', '|---|---|---|---|---|---|---|']
     for m in _metafile_models(family):
         meta = m['Metadata']
         ap = next((r['Metrics']['box AP'] for r in m.get('Results') or []

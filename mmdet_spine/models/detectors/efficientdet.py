@@ -6,6 +6,8 @@ https://arxiv.org/abs/1911.09070.
 from mmdet.models.detectors import RetinaNet
 from mmdet.registry import MODELS
 
+from mmdet_spine.errors import ConfigError
+
 
 @MODELS.register_module()
 class EfficientDet(RetinaNet):
@@ -15,7 +17,9 @@ class EfficientDet(RetinaNet):
     https://arxiv.org/abs/1911.09070. Training and inference are mmdet's ``RetinaNet``; this
     class only adds checks, at build time, that the pieces fit together: the neck's
     ``in_channels`` equal the backbone's ``out_channels`` (when the backbone declares them) and
-    the head serves as many levels as the neck gives.
+    the head serves as many levels as the neck gives, and its anchor generator has one stride
+    per level. The scaling table's configs (``efficientdet_model_cfg``) also check the input
+    size (a multiple of ``size_divisor``) and the numeric fields before anything is built.
 
     Args:
         backbone (dict): Backbone config.
@@ -34,11 +38,16 @@ class EfficientDet(RetinaNet):
         given = getattr(self.backbone, 'out_channels', None)
         expected = getattr(self.neck, 'in_channels', None)
         if given is not None and expected is not None and list(given) != list(expected):
-            raise ValueError(f'neck.in_channels={list(expected)} does not match '
-                             f'backbone.out_channels={list(given)} '
-                             f'({type(self.backbone).__name__})')
+            raise ConfigError(f'EfficientDet: neck.in_channels={list(expected)} does not match '
+                              f'backbone.out_channels={list(given)} '
+                              f'({type(self.backbone).__name__})')
         outs = getattr(self.neck, 'num_outs', None)
         levels = getattr(self.bbox_head, 'num_levels', None)
         if outs is not None and levels is not None and outs != levels:
-            raise ValueError(f'bbox_head.num_levels={levels} but the neck gives {outs} levels '
-                             f'(neck.num_outs)')
+            raise ConfigError(f'EfficientDet: bbox_head.num_levels={levels} but the neck gives '
+                              f'{outs} levels (neck.num_outs)')
+        priors = getattr(self.bbox_head, 'prior_generator', None)
+        strides = getattr(priors, 'strides', None)
+        if outs is not None and strides is not None and len(strides) != outs:
+            raise ConfigError(f'EfficientDet: bbox_head.anchor_generator.strides has '
+                              f'{len(strides)} levels but the neck gives {outs} (neck.num_outs)')

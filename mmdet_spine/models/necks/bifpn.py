@@ -12,9 +12,11 @@ from mmcv.cnn import ConvModule, build_activation_layer
 from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 
-from ..layers import (FeatureFusion, MaxPool2dTFSame, SeparableConvModule, check_fusion_method,
-                      tf_conv_init)
-from ..layers.config_checks import check_act_cfg, check_norm_cfg
+from mmdet_spine.errors import ConfigError
+
+from ..layers import FeatureFusion, MaxPool2dTFSame, SeparableConvModule, check_fusion_method
+from ..layers.config_checks import (FLAG, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, Each,
+                                    OrNone, check_act_cfg, check_fields, check_norm_cfg)
 
 Size = Tuple[int, int]
 
@@ -41,6 +43,13 @@ def bifpn_topology(num_levels: int) -> List[Tuple[int, Tuple[int, ...]]]:
     return nodes
 
 
+def level_sizes(input_size: Size, min_level: int, num_levels: int) -> List[Size]:
+    """(H, W) of ``num_levels`` pyramid levels from ``min_level`` up: each level is the one
+    below halved and rounded up, as TF 'SAME' strided convs / pools (and PyTorch's ``k // 2``
+    padding) give them."""
+    return [tuple(-(-s // 2**(min_level + i)) for s in input_size) for i in range(num_levels)]
+
+
 def _valid_sizes_near(size: int, multiple: int) -> str:
     below = (size // multiple) * multiple
     above = below + multiple
@@ -65,8 +74,9 @@ class LevelResample(nn.Module):
                  norm_cfg: Optional[dict], tf_same_padding: bool = True,
                  input_size: Optional[Size] = None):
         super().__init__()
-        if abs(level_shift) > 1:
-            raise ValueError(f'level_shift must be -1, 0 or 1, got {level_shift}')
+        if level_shift not in (-1, 0, 1):
+            raise ConfigError(f'LevelResample: level_shift={level_shift!r}; valid choices: '
+                              '-1, 0, 1')
         self.level_shift = level_shift
         self.conv = None
         if in_channels != out_channels:
@@ -179,15 +189,21 @@ class BiFPN(BaseModule):
             checks ``input_size``. Default: 3.
         fusion (str): 'weighted' (fast normalized fusion; alias 'fast_attn'), 'softmax' or
             'sum'. Default: 'weighted'.
-        input_size (int | tuple[int, int], optional): Fixed network input (H, W). Must be a
-            multiple of ``2**max_level``; pads are then computed at build time. Default: None.
+        input_size (int | tuple[int, int], optional): Fixed network input (H, W), positive
+            ints, each a multiple of ``size_divisor``; pads are then computed at build time.
+            Default: None.
+        size_divisor (int, optional): What ``input_size`` must be a multiple of, >= 1.
+            Default: None, ``2**max_level`` (every level exactly halves the one below, so
+            anchors at strides ``2**level`` fit). A smaller one (EfficientDet-Lite0 at 320 px:
+            64) rounds the top levels up as TF 'SAME' does (320 px: P6 5x5, P7 3x3).
         tf_same_padding (bool): TF 'SAME' max-pool padding, needed for TF weights. Default: True.
         conv_cfg (dict, optional): Conv layer config of the separable convs.
         norm_cfg (dict): Norm config. Default: BN, momentum 0.01, eps 1e-3 (TF's).
         act_cfg (dict): Activation after fusion. Default: ``dict(type='SiLU')``.
-        eps (float): Fast-fusion stabiliser. Default: 1e-4.
-        init_cfg (dict | list[dict], optional): Initialisation config. Default: None, TF's
-            Glorot-uniform with the depthwise fan-out counted per group (as automl / effdet).
+        eps (float): Fast-fusion stabiliser, > 0. Default: 1e-4.
+        init_cfg (dict | list[dict], optional): Initialisation config. Default: TF's
+            Glorot-uniform for every conv (``TFConv``, ``mode='glorot_uniform'``, the
+            depthwise fan-out counted per group, as automl / effdet), biases 0.
 
     Example:
         >>> neck = BiFPN([40, 112, 320], 64, num_stages=3, input_size=256).eval()
@@ -196,6 +212,13 @@ class BiFPN(BaseModule):
         >>> [tuple(o.shape[-2:]) for o in neck(feats)]
         [(32, 32), (16, 16), (8, 8), (4, 4), (2, 2)]
     """
+
+    #: Valid range of each numeric argument.
+    arg_rules = dict(
+        in_channels=Each(POSITIVE_INT), out_channels=POSITIVE_INT, num_stages=POSITIVE_INT,
+        start_level=NON_NEGATIVE_INT, num_outs=POSITIVE_INT, min_level=NON_NEGATIVE_INT,
+        input_size=OrNone(Each(POSITIVE_INT, length=2, scalar_ok=True)),
+        size_divisor=OrNone(POSITIVE_INT), tf_same_padding=FLAG, eps=POSITIVE)
 
     def __init__(self,
                  in_channels: Sequence[int],
@@ -206,26 +229,33 @@ class BiFPN(BaseModule):
                  min_level: int = 3,
                  fusion: str = 'weighted',
                  input_size: Optional[Union[int, Size]] = None,
+                 size_divisor: Optional[int] = None,
                  tf_same_padding: bool = True,
                  conv_cfg: Optional[dict] = None,
                  norm_cfg: dict = dict(type='BN', momentum=0.01, eps=1e-3),
                  act_cfg: dict = dict(type='SiLU'),
                  eps: float = 1e-4,
-                 init_cfg=None):
+                 init_cfg=dict(type='TFConv', mode='glorot_uniform', layer='Conv2d')):
         super().__init__(init_cfg)
-        check_norm_cfg(norm_cfg, 'BiFPN')
-        check_act_cfg(act_cfg, 'BiFPN')
-        fusion = check_fusion_method(fusion, 'fusion')
+        name = type(self).__name__
+        check_fields(name, self.arg_rules, dict(
+            in_channels=in_channels, out_channels=out_channels, num_stages=num_stages,
+            start_level=start_level, num_outs=num_outs, min_level=min_level,
+            input_size=input_size, size_divisor=size_divisor, tf_same_padding=tf_same_padding,
+            eps=eps))
+        check_norm_cfg(norm_cfg, name)
+        check_act_cfg(act_cfg, name)
+        fusion = check_fusion_method(fusion, 'fusion', owner=name)
         in_channels = list(in_channels)
         if not 0 <= start_level < len(in_channels):
-            raise ValueError(f'start_level={start_level} is out of range for '
-                             f'{len(in_channels)} in_channels {in_channels}')
+            raise ConfigError(f'{name}: start_level={start_level} is out of range for '
+                              f'{len(in_channels)} in_channels {in_channels}; valid: '
+                              f'0..{len(in_channels) - 1}')
         num_ins = len(in_channels) - start_level
         if num_outs < max(num_ins, 2):
-            raise ValueError(f'num_outs={num_outs} must be >= 2 and cover the {num_ins} used '
-                             f'inputs (in_channels[{start_level}:] = {in_channels[start_level:]})')
-        if num_stages < 1:
-            raise ValueError(f'num_stages must be >= 1, got {num_stages}')
+            raise ConfigError(f'{name}: num_outs={num_outs} must be >= 2 and cover the {num_ins} '
+                              f'used inputs (in_channels[{start_level}:] = '
+                              f'{in_channels[start_level:]})')
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.start_level = start_level
@@ -239,16 +269,19 @@ class BiFPN(BaseModule):
                 input_size = (input_size, input_size)
             input_size = tuple(input_size)
             max_level = min_level + num_outs - 1
-            multiple = 2**max_level
-            for name, s in zip(('height', 'width'), input_size):
+            if size_divisor is None:
+                multiple, what = 2**max_level, (f'2**{max_level} = {2**max_level} (levels '
+                                                f'P{min_level}-P{max_level})')
+            else:
+                multiple, what = size_divisor, f'size_divisor={size_divisor}'
+            for side, s in zip(('height', 'width'), input_size):
                 if s % multiple:
-                    raise ValueError(
-                        f'input_size {name} {s} is not a multiple of 2**{max_level} = {multiple} '
-                        f'(levels P{min_level}-P{max_level}); nearest valid sizes: '
-                        f'{_valid_sizes_near(s, multiple)}')
-            sizes = [(input_size[0] >> (min_level + i), input_size[1] >> (min_level + i))
-                     for i in range(num_outs)]
+                    raise ConfigError(
+                        f'{name}: input_size {side} {s} is not a multiple of {what}; nearest '
+                        f'valid sizes: {_valid_sizes_near(s, multiple)}')
+            sizes = level_sizes(input_size, min_level, num_outs)
         self.input_size = input_size
+        self.size_divisor = size_divisor
 
         self.extra_levels = nn.ModuleList()
         channels = in_channels[-1]
@@ -266,11 +299,6 @@ class BiFPN(BaseModule):
                 act_cfg=act_cfg, conv_cfg=conv_cfg, tf_same_padding=tf_same_padding,
                 sizes=sizes, eps=eps))
             level_channels = [out_channels] * num_outs
-
-    def init_weights(self):
-        super().init_weights()
-        if self.init_cfg is None:
-            tf_conv_init(self, 'glorot_uniform')
 
     def forward(self, inputs: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, ...]:
         if len(inputs) != len(self.in_channels):

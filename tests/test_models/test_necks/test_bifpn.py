@@ -109,3 +109,56 @@ def test_bad_structure_args():
         BiFPN(B0_CHANNELS, 64, num_stages=1, num_outs=2)
     with pytest.raises(ValueError, match='num_stages'):
         BiFPN(B0_CHANNELS, 64, num_stages=0)
+
+
+def test_size_divisor_rounds_top_levels_up_like_tf_same():
+    """EfficientDet-Lite0's 320 px: P6 5x5, P7 3x3 (ceil), upsampled back to the exact sizes."""
+    from mmdet_spine.models.necks.bifpn import level_sizes
+    assert level_sizes((320, 320), 3, 5) == [(40, 40), (20, 20), (10, 10), (5, 5), (3, 3)]
+    neck = BiFPN(B0_CHANNELS, 32, num_stages=2, input_size=320, size_divisor=64).eval()
+    dynamic = BiFPN(B0_CHANNELS, 32, num_stages=2).eval()
+    dynamic.load_state_dict(neck.state_dict())
+    x = feats(320)
+    with torch.no_grad():
+        outs, outs_dynamic = neck(x), dynamic(x)
+    assert [tuple(o.shape[-2:]) for o in outs] == [(40, 40), (20, 20), (10, 10), (5, 5), (3, 3)]
+    for a, b in zip(outs, outs_dynamic):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match=r'BiFPN: input_size height 500 is not a multiple of '
+                                         r'size_divisor=64; nearest valid sizes: 448, 512'):
+        BiFPN(B0_CHANNELS, 32, num_stages=1, input_size=500, size_divisor=64)
+    # without size_divisor 320 is refused: the levels would not halve exactly
+    with pytest.raises(ValueError, match=r'height 320 is not a multiple of 2\*\*7 = 128'):
+        BiFPN(B0_CHANNELS, 32, num_stages=1, input_size=320)
+
+
+def test_default_init_cfg_is_tf_glorot_uniform():
+    neck = BiFPN(B0_CHANNELS, 64, num_stages=3)
+    assert neck.init_cfg == dict(type='TFConv', mode='glorot_uniform', layer='Conv2d')
+    init_default_scope('mmdet')
+    torch.manual_seed(0)
+    neck.init_weights()
+    conv = neck.stages[0].nodes[0].conv.depthwise_conv.conv  # 64 x 1 x 3 x 3, groups 64
+    limit = (6 / (9 + 9))**0.5  # TF fans: in 1 * 9, out 9 (per group)
+    assert conv.weight.abs().max() <= limit and conv.weight.abs().max() > 0.9 * limit
+    proj = neck.extra_levels[0].conv.conv  # 1x1 320 -> 64, with bias
+    assert abs(proj.weight.std().item() - (2 / (320 + 64))**0.5) < 0.1 * (2 / 384)**0.5
+    assert torch.all(proj.bias == 0)
+
+
+@pytest.mark.parametrize('kwargs,message', [
+    (dict(out_channels=0), r'BiFPN: out_channels=0 must be >= 1'),
+    (dict(num_stages=2.5), r'BiFPN: num_stages=2\.5 must be an integer >= 1'),
+    (dict(in_channels=[40, -112, 320]), r'BiFPN: in_channels\[1\]=-112 must be >= 1'),
+    (dict(eps=0.0), r'BiFPN: eps=0\.0 must be > 0'),
+    (dict(min_level=-1), r'BiFPN: min_level=-1 must be >= 0'),
+    (dict(input_size=(512, 0)), r'BiFPN: input_size\[1\]=0 must be .*>= 1'),
+    (dict(size_divisor=0, input_size=512), r'BiFPN: size_divisor=0 must be .*>= 1'),
+    (dict(start_level=-1), r'BiFPN: start_level=-1 must be .*>= 0'),
+])
+def test_numeric_args_are_checked_at_build(kwargs, message):
+    from mmdet_spine.errors import ConfigError
+    args = dict(in_channels=B0_CHANNELS, out_channels=64, num_stages=1)
+    args.update(kwargs)
+    with pytest.raises(ConfigError, match=message):
+        BiFPN(**args)
