@@ -1,8 +1,10 @@
 """Convert an rwightman ``effdet`` EfficientDet checkpoint into ``mmdet_spine``'s EfficientDet.
 
 effdet (https://github.com/rwightman/efficientdet-pytorch) ports google/automl's TF weights
-(``tf_efficientdet_d0`` .. ``d7x``); its state dict maps one to one onto the model that
-``mmdet_spine.models.detectors.efficientdet_model_cfg(variant)`` describes:
+(``tf_efficientdet_d0`` .. ``d7x``, the Det-AdvProp ``tf_efficientdet_d0_ap`` .. ``d5_ap`` and
+``tf_efficientdet_lite0`` .. ``lite4`` / ``lite3x``); its state dict maps one to one onto the
+model that ``mmdet_spine.models.detectors.efficientdet_model_cfg(variant)`` describes (the
+EfficientNet-Lite blocks simply have no ``se.*`` keys; the same rules cover them):
 
 ================================================  ===============================================
 effdet                                            mmdet_spine
