@@ -92,9 +92,12 @@ within 1e-4 relative, measured about 1e-6: backbone levels, RetinaNet class / bo
 features (49S backbone, narrow heads), classifier logits. TF Model Garden's TF2 port
 (``official/legacy/detection``) gives the same outputs as our ``padding_mode='tf_same'``
 model from a name-based checkpoint written with these names; the TPU code's outputs differ
-from it by 5-10 % (relative), so the TPU checkpoints need ``padding_mode='tf_tpu'``. Not
-verified: the published checkpoints themselves (not downloadable here), and for Mask R-CNN
-the RoI extraction and post-processing (mmdet's, not the TPU's).
+from it by 5-10 % (relative), so the TPU checkpoints need ``padding_mode='tf_tpu'``. The TPU's
+RoI features (``multilevel_crop_and_resize``) are mmdet's ``SingleRoIExtractor`` with
+``RoIAlign(sampling_ratio=1, aligned=False)``, ``finest_scale=112`` over P3-P7 (1e-5
+relative; the zoo rows' Cfg Options set it). Not verified: the published checkpoints
+themselves (not downloadable here), and Mask R-CNN's proposal / detection post-processing
+(mmdet's, not the TPU's).
 
 Usage (``tools/model_converters/tpu_legacy2mmdet.py`` is the CLI)::
 

@@ -14,7 +14,9 @@ deterministic values of ``tpu_legacy_weights.random_weights`` and recorded, per 
   R-CNN the RPN's ``__rpn_cls_{level}__`` / ``__rpn_box_{level}__``, and the box / mask heads'
   outputs (``__frcnn_cls__``, ``__frcnn_box__``, ``__mask_logits__``) for fixed random RoI
   features (``__box_rois__`` 7x7, ``__mask_rois__`` 14x14, ``__mask_classes__``); for
-  classification ``__logits__``;
+  classification ``__logits__``; for ``roi_extraction`` (no variables) the inputs and outputs
+  of its ``multilevel_crop_and_resize`` (``__feat_{level}__``, ``__boxes__``, ``__roi_7__``,
+  ``__roi_14__``);
 - ``__meta__``: the case, the tensorflow/tpu commit, the TF version.
 
 Usage::
@@ -60,7 +62,34 @@ CASES = {
     'classification_spinenet49S': dict(arch='49S', size=128, head='classification',
                                        num_classes=1001, activation='swish', momentum=0.9,
                                        epsilon=1e-5, seed=4),
+    # Mask R-CNN RoI features (ops/spatial_transform_ops.multilevel_crop_and_resize): random
+    # P3-P7 of a 1024 px image, boxes of 24-900 px (every level), 7x7 and 14x14 crops
+    'roi_extraction': dict(size=1024, channels=8, num_boxes=10, head='roi', seed=5),
 }
+
+
+def roi_extraction(case, tf, spatial_transform_ops):
+    """Inputs and outputs of the TPU's multilevel_crop_and_resize (no variables)."""
+    tf.reset_default_graph()
+    rng = np.random.default_rng(case['seed'] + 100)
+    size, c, n = case['size'], case['channels'], case['num_boxes']
+    feats = {lv: rng.normal(size=(1, size // 2**lv, size // 2**lv, c)).astype(np.float32)
+             for lv in range(3, 8)}
+    sides = np.geomspace(24, 900, n)
+    aspect = rng.uniform(0.6, 1.6, n)
+    h, w = sides * aspect ** 0.5, sides / aspect ** 0.5
+    y0 = rng.uniform(0, np.maximum(size - 1 - h, 0))
+    x0 = rng.uniform(0, np.maximum(size - 1 - w, 0))
+    boxes = np.stack([y0, x0, np.minimum(y0 + h, size - 1), np.minimum(x0 + w, size - 1)], 1)
+    boxes = boxes.astype(np.float32)[None]  # (1, N, 4) y1 x1 y2 x2, image pixels
+    fetch = {}
+    for out in (7, 14):
+        fetch[f'__roi_{out}__'] = spatial_transform_ops.multilevel_crop_and_resize(
+            {lv: tf.constant(f) for lv, f in feats.items()}, tf.constant(boxes), out)
+    with tf.Session() as sess:
+        outputs = sess.run(fetch)
+    outputs.update({f'__feat_{lv}__': f for lv, f in feats.items()}, __boxes__=boxes)
+    return outputs
 
 
 def build_and_run(case, tf, modules):
@@ -143,9 +172,19 @@ def main(argv=None):
     from modeling.architecture import (heads, nn_ops, spinenet,  # tensorflow/tpu's code
                                        spinenet_mbconv)
 
+    from ops import spatial_transform_ops
+
     os.makedirs(args.out_dir, exist_ok=True)
     for name in args.cases:
         case = CASES[name]
+        if case['head'] == 'roi':
+            meta = dict(case=name, **case, tpu_commit=args.tpu_commit,
+                        tensorflow=tf.__version__)
+            path = osp.join(args.out_dir, f'{name}.npz')
+            np.savez_compressed(path, __meta__=np.array(json.dumps(meta)),
+                                **roi_extraction(case, tf, spatial_transform_ops))
+            print(f'{name} -> {path}')
+            continue
         image, shapes, outputs = build_and_run(case, tf, (spinenet, spinenet_mbconv, nn_ops,
                                                             heads))
         meta = dict(case=name, **case, tpu_commit=args.tpu_commit, tensorflow=tf.__version__)

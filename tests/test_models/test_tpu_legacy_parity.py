@@ -550,3 +550,35 @@ def test_cli_torch_stage_and_one_line_errors(tmp_path):
     from mmdet_spine.errors import ConverterError
     with pytest.raises(ConverterError, match=r"family=mbconv\?"):
         tpu.convert_tpu_arrays(tpu_weights(MBCONV), '49')
+
+
+@pytest.mark.parametrize('name', ['mask-rcnn_spinenet-49_coco_tpu'])
+def test_zoo_mask_rcnn_roi_features_match_tensorflow_tpu_code(name):
+    """The row's RoI extractors (Cfg Options) give the TPU's multilevel_crop_and_resize
+    features (recorded: random P3-P7 of a 1024 px image, boxes on every level); the config's
+    defaults (aligned RoIAlign, adaptive sampling, P3-P6 from sqrt(area) / 56) do not."""
+    _, model = zoo_model(name)
+    with np.load(osp.join(DATA, 'roi_extraction.npz'), allow_pickle=False) as data:
+        ref = {k: data[k] for k in data.files}
+    feats = tuple(torch.from_numpy(ref[f'__feat_{lv}__']).permute(0, 3, 1, 2).contiguous()
+                  for lv in LEVELS)
+    boxes = ref['__boxes__'][0][:, [1, 0, 3, 2]]  # y1 x1 y2 x2 -> x1 y1 x2 y2
+    rois = torch.from_numpy(np.concatenate([np.zeros((len(boxes), 1)), boxes], 1)
+                            .astype(np.float32))
+    diffs = {}
+    for extractor, size in ((model.roi_head.bbox_roi_extractor, 7),
+                            (model.roi_head.mask_roi_extractor, 14)):
+        extractor.out_channels = feats[0].shape[1]  # the recorded maps are 8 wide, not 256
+        with torch.no_grad():
+            got = extractor(feats, rois).permute(0, 2, 3, 1).numpy()
+        diffs[size] = rel_diff(got, ref[f'__roi_{size}__'][0])
+    print(f'{name} RoI features vs tensorflow/tpu: {diffs}')
+    assert max(diffs.values()) <= RTOL, diffs
+    # control: the config without the Cfg Options
+    from mmdet.registry import MODELS
+    default = MODELS.build(dict(type='SingleRoIExtractor', roi_layer=dict(
+        type='RoIAlign', output_size=7, sampling_ratio=0), out_channels=8,
+        featmap_strides=[8, 16, 32, 64]))
+    with torch.no_grad():
+        got = default(feats[:4], rois).permute(0, 2, 3, 1).numpy()
+    assert rel_diff(got, ref['__roi_7__'][0]) > 0.1
