@@ -53,8 +53,13 @@ def check_arch(arch, valid, family='spinenet'):
     arch = str(arch)
     if arch not in valid:
         name = 'SpineNet-Mobile' if family == 'mobile' else 'SpineNet'
+        other = {'spinenet': ('49XS',), 'mobile': ('96', '143', '143L', '190')}[family]
+        hint = ''
+        if arch in other:
+            hint = (' (a SpineNet-Mobile arch: add --family mobile)' if family == 'spinenet'
+                    else ' (a SpineNet arch: use --family spinenet)')
         raise CheckpointMismatch(f'--arch {arch} is not a TF {name} architecture; valid '
-                                 f"choices: {', '.join(valid)}")
+                                 f"choices: {', '.join(valid)}{hint}")
     return arch
 
 

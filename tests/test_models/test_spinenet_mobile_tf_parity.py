@@ -19,6 +19,7 @@ No skips: without ``.venv-tf`` these tests fail and say how to create it.
 import os
 import os.path as osp
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -239,7 +240,7 @@ def test_mobile_arrays_refused_by_the_wrong_family_or_arch(retinanet):
 def test_family_and_arch_errors():
     with pytest.raises(ValueError, match="family='bogus'; valid choices: spinenet, mobile"):
         conv.convert_npz_arrays({}, {}, '49', family='bogus')
-    with pytest.raises(ValueError, match="arch='96' is not a SpineNet-Mobile architecture; "
+    with pytest.raises(ValueError, match="arch='96' is not a SpineNetMobile architecture; "
                                          'valid choices: 49, 49S, 49XS'):
         conv.tf_mobile_layout('96')
 
@@ -253,3 +254,27 @@ def test_tf_mobile_layout_covers_our_model(arch):
     assert len(names) == len(set(names))
     ours = {k.rsplit('.', 1)[0] for k in model.state_dict()}
     assert {o for o, _, _ in layout} == ours
+
+
+@pytest.mark.slow
+def test_mobile_checkpoint_without_family_mobile_is_one_line(tf_reference, tmp_path):
+    """The converter's default family on a SpineNet-Mobile checkpoint: exit 2 and one line
+    that names --family mobile and the checkpoint's 3x3 stem, not TF's restore errors."""
+    def convert(arch):
+        return subprocess.run(
+            [sys.executable, CONVERTER, reference(tf_reference, 'ckpt'), str(tmp_path / 'o.pth'),
+             '--arch', arch, '--tf-python', TF_PYTHON], cwd=REPO, capture_output=True,
+            text=True, timeout=600, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3'))
+
+    # an arch both families have: the checkpoint's stem tells
+    proc = convert('49')
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith('error: ')]
+    assert len(lines) == 1 and 'add --family mobile' in lines[0], proc.stderr[-3000:]
+    assert 'stem kernels are 3x3x3x' in lines[0]
+    assert 'Traceback' not in proc.stderr
+    # a mobile-only arch: the flags alone tell
+    proc = convert(RETINANET[0])
+    assert proc.returncode == 2 and 'Traceback' not in proc.stderr
+    assert 'a SpineNet-Mobile arch: add --family mobile' in proc.stderr
+    assert not (tmp_path / 'o.pth').exists()

@@ -43,6 +43,8 @@ CASES = {
                                       activation='swish', size=128),
 }
 CKPT_CASE = '49S'
+#: Cases also saved as object-based TF checkpoints (under root/ckpt-<case>/).
+CKPT_CASES = (CKPT_CASE, '49-min2')
 
 
 def load_converter():
@@ -65,6 +67,8 @@ def tf_reference(tmp_path_factory):
         case = dict(opts, seed=len(cases), out=str(root / f'{name}.npz'))
         if name == CKPT_CASE:
             case['ckpt_out'] = str(root / 'ckpt' / 'ckpt-1')
+        elif name in CKPT_CASES:
+            case['ckpt_out'] = str(root / f'ckpt-{name}' / 'ckpt-1')
         cases.append(case)
     with open(root / 'cases.json', 'w') as f:
         json.dump(cases, f)
@@ -217,3 +221,40 @@ def test_fusion_input_counts_match_ours():
         for i, n in counts.items():
             if str(i + 1) in model.blocks:
                 assert model.blocks[str(i + 1)].fusion.num_inputs == n, i
+
+
+def _error_lines(stderr):
+    """stderr without Python warnings (``...Warning: ...`` and the source line after it)."""
+    lines, skip = [], False
+    for line in stderr.splitlines():
+        if skip or not line.strip():
+            skip = False
+            continue
+        if 'Warning: ' in line:
+            skip = True
+            continue
+        lines.append(line)
+    return lines
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('case,flags,expected', [
+    ('49S', ['--arch', '49'], 'probably a wrong --arch'),  # widths differ, same layers
+    ('49-min2', ['--arch', '49'], 'a P2 checkpoint needs --min-level 2'),
+    ('49S', ['--arch', '49XS', '--family', 'mobile'], 'use --family spinenet'),
+])
+def test_checkpoint_that_does_not_fit_the_flags_is_one_line(tf_reference, tmp_path, case,
+                                                            flags, expected):
+    """A wrong --arch / missing --min-level 2 / wrong --family: exit 2 and one line naming the
+    flag and what the checkpoint holds, not TF's restore errors."""
+    root = reference(tf_reference)['root']
+    ckpt_dir = root / ('ckpt' if case == CKPT_CASE else f'ckpt-{case}')
+    proc = subprocess.run(
+        [sys.executable, CONVERTER, str(ckpt_dir), str(tmp_path / 'out.pth'), *flags,
+         '--tf-python', TF_PYTHON], cwd=REPO, capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3', CUDA_VISIBLE_DEVICES=''))
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = _error_lines(proc.stderr)
+    assert len(lines) == 1, proc.stderr[-3000:]
+    assert expected in lines[0] and 'stem kernel' in lines[0], lines[0]
+    assert not (tmp_path / 'out.pth').exists()
