@@ -74,7 +74,10 @@ def test_zoo_cli_fetch_path_info(zoo_server, monkeypatch, capsys):
     cli.main(['list', 'effdet'])
     listing = capsys.readouterr().out
     assert re.search(r'^efficientdet-d0_effdet +34\.3 +effdet2mmdet$', listing, re.M)
-    assert '9 models' in listing
+    from mmdet_spine.zoo import load_model_index
+    effdet_rows = [n for n in load_model_index() if 'effdet' in n]
+    assert len(effdet_rows) == 21  # D0-D7x, Lite0-4 + Lite3x, D0-D5 AdvProp
+    assert f'{len(effdet_rows)} models' in listing
     assert server.requests == ['/tiny_retinanet.pth']
     with pytest.raises(ZooError, match='did you mean: tiny-retinanet_shapes'):
         cli.main(['fetch', 'tiny-retinanet'])
