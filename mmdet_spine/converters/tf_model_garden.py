@@ -483,14 +483,20 @@ def check_against_model(state, model_kwargs, family='spinenet'):
     from ..models.backbones import SpineNet, SpineNetMobile
 
     cls = SpineNetMobile if check_family(family) == 'mobile' else SpineNet
-    expected = _build_on_meta(cls, **model_kwargs).state_dict()
+    check_state_fits(state, _build_on_meta(cls, **model_kwargs).state_dict(),
+                     f'converted weights do not fit {cls.__name__}({model_kwargs})')
+
+
+def check_state_fits(state, expected, what):
+    """Raise :class:`ConverterError` (``what`` + the first differences) unless ``state`` has
+    exactly ``expected``'s keys and shapes."""
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     wrong = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
     if missing or unexpected or wrong:
         shapes = [(k, tuple(state[k].shape), tuple(expected[k].shape)) for k in wrong[:5]]
-        raise ConverterError(f'converted weights do not fit {cls.__name__}({model_kwargs}): missing '
-                             f'{missing[:5]}, unexpected {unexpected[:5]}, shape mismatch {shapes}')
+        raise ConverterError(f'{what}: missing {missing[:5]}, unexpected {unexpected[:5]}, '
+                             f'shape mismatch {shapes}')
 
 
 def convert_npz_arrays(arrays, meta, arch, min_level=3, max_level=7, legacy=False,
@@ -905,13 +911,7 @@ def check_head_against_model(state, head_kwargs):
     from .. import models  # noqa: F401  (registers RetinaSepBNActHead)
     cfg = dict(head_kwargs)
     cls = MODELS.get(cfg.pop('type'))
-    expected = _build_on_meta(cls, **cfg).state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
-    if missing or unexpected or wrong:
-        shapes = [(k, tuple(state[k].shape), tuple(expected[k].shape)) for k in wrong[:5]]
-        raise ConverterError(f'converted head does not fit {head_kwargs["type"]}: missing '
-                             f'{missing[:5]}, unexpected {unexpected[:5]}, shape mismatch {shapes}')
+    check_state_fits(state, _build_on_meta(cls, **cfg).state_dict(),
+                     f'converted head does not fit {head_kwargs["type"]}')
 
 
