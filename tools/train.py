@@ -32,7 +32,11 @@ def parse_args():
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     parser.add_argument('--traceback', action='store_true',
                         help='show the full traceback of an error (or set MMDET_SPINE_TRACEBACK=1)')
-    args = parser.parse_args()
+    try:
+        args = parser.parse_args()
+    except RecursionError:  # mmengine's DictAction on a value such as dict(type=...)
+        parser.error('--cfg-options: a value mmengine cannot parse (write key=value, lists as '
+                     "key=[a,b]; a dict as nested keys, e.g. model.backbone.arch=49, not dict(...))")
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 

@@ -20,7 +20,8 @@ from mmengine.config import Config
 from ..errors import (TRACEBACK_ENV, CheckpointIntegrityError, TrainingAborted, UserError)
 from ..fileio import safe_torch_load
 
-__all__ = ['UserError', 'load_config', 'registry_hint', 'check_resume_checkpoint', 'run_cli',
+__all__ = ['UserError', 'load_config', 'registry_hint', 'check_cfg_options',
+           'check_resume_checkpoint', 'run_cli',
            'one_line_error', 'parse_size', 'TRACEBACK_FLAG']
 
 #: Command-line flag of every tool that shows the traceback of a user error.
@@ -33,6 +34,7 @@ def load_config(path: str, cfg_options: Optional[dict] = None,
     """Load ``path``, merge ``--cfg-options`` and settle ``work_dir`` (CLI > file > name)."""
     if not osp.isfile(path):
         raise UserError(f'Config file not found: {path}')
+    check_cfg_options(cfg_options)
     cfg = Config.fromfile(path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -62,6 +64,21 @@ def registry_hint(cfg: Config):
                 " The config does not import mmdet-spine: add custom_imports = dict("
                 "imports=['mmdet_spine'], allow_failed_imports=False) and default_scope = 'mmdet'.")
         raise UserError(msg.strip("'\"").split(' More details')[0] + hint) from None
+
+
+def check_cfg_options(options: Optional[dict]) -> None:
+    """Refuse ``--cfg-options`` values that mmengine's parser leaves as the text ``dict(...)``
+    (they would reach a builder as a string and fail deep inside it)."""
+    def walk(key, value):
+        if isinstance(value, (list, tuple)):
+            for v in value:
+                walk(key, v)
+        elif isinstance(value, str) and re.match(r'^\s*dict\s*\(', value):
+            raise UserError(f'--cfg-options {key}={value}: dict(...) is not parsed by '
+                            '--cfg-options; give nested keys (e.g. model.backbone.arch=49) or '
+                            'put the value in a config file')
+    for key, value in (options or {}).items():
+        walk(key, value)
 
 
 def check_resume_checkpoint(path: str) -> None:

@@ -11,12 +11,14 @@ of the launcher itself, and the job ends with ONE line naming the root cause::
     error: rank 1 (pid 4242) was killed by SIGKILL (signal 9); the other ranks were stopped
     error: rank 0 failed: SpineNet: arch='50' is not a SpineNet architecture; valid choices: ...
 
-The root cause is the rank killed by a signal, else the rank whose own error stopped it,
-before ranks that only lost their connection to it; ties go to the earliest failure.
+The root cause is the rank killed by a signal (other than the SIGTERM the agent sends the
+rest), else the rank whose own error stopped it, before ranks that only lost their connection
+to it; ties go to the earliest failure.
 ``MMDET_SPINE_TRACEBACK=1`` keeps torchrun's report and the ranks' tracebacks.
 """
 import logging
 import os
+import signal
 import sys
 from typing import List, Optional, Tuple
 
@@ -43,14 +45,16 @@ def root_cause(failures: dict) -> Tuple[int, object]:
     def priority(item):
         rank, failure = item
         info = _info(failure)
-        if failure.exitcode < 0:
-            order = 0  # killed by a signal: nothing else explains it
+        if failure.exitcode < 0 and -failure.exitcode != signal.SIGTERM:
+            order = 0  # killed by a signal (SIGKILL, SIGSEGV, ...): nothing else explains it
         elif info and info.get('kind') != PEER_LOST:
             order = 1  # the rank's own error
-        elif not info:
+        elif not info and failure.exitcode > 0:
             order = 2  # failed without telling us why (a crash, a traceback of its own)
-        else:
+        elif info:
             order = 3  # only lost its connection to another rank
+        else:
+            order = 4  # SIGTERM: what the agent sends the others once one has failed
         return order, float(info.get('time', failure.timestamp)), rank
     return min(failures.items(), key=priority)
 

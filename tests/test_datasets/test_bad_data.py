@@ -194,3 +194,20 @@ def test_train_tool_missing_annotation_file_is_one_line(tiny_shapes, tmp_path):
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert 'Traceback' not in proc.stderr
     assert 'annotations/nope.json' in proc.stderr.strip().splitlines()[-1]
+
+
+def test_images_without_any_annotation(tmp_path, log):
+    """"annotations": [] (was a 48-line ValueError): as mmdet, fine for testing (COCO
+    test-dev has none) and for training on background images with filter_empty_gt=False (a
+    warning); with mmdet's training default filter_empty_gt=True, one line saying so."""
+    root, coco = _coco(tmp_path)
+    coco['annotations'] = []
+    ann_file = _write(root, coco)
+    with pytest.raises(BadDataError, match=r'no training image left in .*ann\.json: none of '
+                                           r'its 4 images has an annotation; .*filter_empty_gt'
+                                           r'=False'):
+        _dataset(root, ann_file, filter_cfg=dict(filter_empty_gt=True))
+    ds = _dataset(root, ann_file, filter_cfg=dict(filter_empty_gt=False))
+    assert len(ds) == 4 and ds[0]['data_samples'].gt_instances.bboxes.tensor.shape == (0, 4)
+    assert 'has no annotations: training on 4 background images only' in log()
+    assert len(_dataset(root, ann_file, test_mode=True)) == 4

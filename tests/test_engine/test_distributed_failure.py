@@ -121,7 +121,7 @@ def _env(tiny_shapes, **extra):
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_killed_worker_stops_dist_train(tiny_shapes, tmp_path):
-    """SIGKILL rank 1 of tools/dist_train.sh: the whole job exits with an error."""
+    """SIGKILL rank 1 of tools/dist_train.sh: the whole job exits with one line naming it."""
     log_path = tmp_path / 'log.txt'
     cmd = ['bash', 'tools/dist_train.sh', TINY_CONFIG, '2', '--work-dir', str(tmp_path / 'w'),
            '--cfg-options', 'train_cfg.max_epochs=1000', 'train_dataloader.batch_size=4',
@@ -146,6 +146,11 @@ def test_killed_worker_stops_dist_train(tiny_shapes, tmp_path):
     assert rc != 0
     text = log_path.read_text()
     assert 'SIGKILL' in text or 'Signal 9' in text or 'exitcode  : -9' in text, text[-3000:]
+    # one line for the job, naming the rank and why; no traceback from any rank (#14)
+    errors = [line for line in text.splitlines() if line.startswith('error: ')]
+    assert errors == [errors[-1]] and errors[0].startswith('error: rank 1 (pid ')
+    assert 'was killed by SIGKILL (signal 9)' in errors[0], text[-3000:]
+    assert 'Traceback' not in text and 'ChildFailedError' not in text, text[-3000:]
 
 
 @pytest.mark.slow
@@ -179,3 +184,7 @@ def test_hung_peer_makes_rank0_exit_after_the_timeout(tiny_shapes, tmp_path):
     assert rc != 0
     text = logs[0].read_text()
     assert 'timed out' in text.lower() or 'timeout' in text.lower(), text[-3000:]
+    errors = [line for line in text.splitlines() if line.startswith('error: ')]
+    assert len(errors) == 1 and errors[0].startswith('error: [rank 0] a collective with the '
+                                                     'other ranks failed'), text[-3000:]
+    assert 'Traceback' not in text, text[-3000:]

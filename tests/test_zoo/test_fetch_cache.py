@@ -218,3 +218,23 @@ def test_pretrained_init_cfg_accepts_a_zoo_name(server, zoo_env):
     model = Tiny(init_cfg=dict(type='Pretrained', checkpoint='zoo://tiny'))
     model.init_weights()
     assert model.w.tolist() == [4.0, 4.0, 4.0]
+
+
+@pytest.mark.parametrize('raw,shown', [
+    ('0000000000000000000000000000000000000000000000000000000000000000', '0'),  # int 0
+    ('01234567', '342391'),  # YAML 1.1 octal
+    ('12345678', '12345678'),  # a decimal number
+    ("'not-hex!'", "'not-hex!'"), ("''", "''"), ('yes', 'True')])
+def test_index_refuses_a_sha256_that_is_not_a_hex_string(monkeypatch, tmp_path, raw, shown):
+    """Unquoted, YAML reads 000...0 as the integer 0 (taken as "no published hash" before)."""
+    path = tmp_path / 'model-index.yml'
+    path.write_text(f'Models:\n- Name: tiny\n  Config: {REPO}/{CONFIG}\n'
+                    f'  Weights: http://127.0.0.1:1/tiny.pth\n'
+                    f'  Upstream:\n    Format: mmdet\n    SHA256: {raw}\n')
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    monkeypatch.setenv(ENV_INDEX, str(path))
+    with pytest.raises(ZooError) as err:
+        get_model('tiny')
+    msg = str(err.value)
+    assert f'model tiny: Upstream.SHA256={shown} is not a sha256' in msg and '\n' not in msg
+    assert 'quote' in msg
