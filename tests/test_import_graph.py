@@ -37,11 +37,11 @@ LAYERS = {
                      'models.backbones', 'models.necks', 'models.dense_heads',
                      'models.roi_heads', 'models.detectors'},
     'models': {'errors', 'fileio'},  # models/__init__.py imports its children (see below)
-    'datasets': {'errors', 'fileio'},
+    'datasets': {'errors', 'fileio', 'models'},
     'classification': {'errors', 'fileio', 'models', 'datasets'},
     'converters': {'errors', 'fileio', 'models'},
     'zoo': {'errors', 'fileio', 'models', 'converters'},
-    'engine': {'errors', 'fileio', 'models', 'datasets', 'converters', 'zoo'},
+    'engine': {'errors', 'fileio', 'models', 'datasets', 'classification', 'converters', 'zoo'},
 }
 
 
