@@ -70,11 +70,14 @@ def test_copy_free_depthwise_conv_and_pool_equal_explicit_tf_pad():
                 assert torch.equal(pool(x), F.max_pool2d(padded, k, s)), (h, w, k, s)
 
 
-def test_registered_swish_is_one_kernel_silu_with_mmcv_math():
+def test_our_swish_is_mmcvs_one_kernel_silu_with_mmcv_swish_math():
     import torch.nn as nn
     from mmcv.cnn import build_activation_layer
 
-    act = build_activation_layer(dict(type='Swish'))
-    assert isinstance(act, nn.SiLU) and type(act).__name__ == 'Swish'
+    from mmdet_spine.models.layers.swish import SWISH
+    act = build_activation_layer(SWISH)
+    assert type(act) is nn.SiLU
+    mmcv_swish = build_activation_layer(dict(type='Swish'))  # still mmcv's own class
+    assert type(mmcv_swish).__module__.startswith('mmcv.')
     x = torch.linspace(-30, 30, 10001)
-    torch.testing.assert_close(act(x), x * torch.sigmoid(x), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(act(x), mmcv_swish(x), rtol=1e-6, atol=1e-6)
