@@ -78,3 +78,16 @@ def test_import_changes_no_attribute_of_mmengine_mmcv_or_mmdet():
     assert schemes['zoo://'] == 'mmdet_spine.zoo.checkpoint_loader.load_from_zoo'
     assert out['runner'] == 'mmdet_spine.engine.runner'
 
+
+
+def test_old_import_locations_are_the_one_error_classes():
+    from mmdet_spine import errors
+    from mmdet_spine.datasets import BadDataError
+    from mmdet_spine.engine import CheckpointSafetyError
+    from mmdet_spine.engine.cli import UserError
+    from mmdet_spine.engine.nonfinite_loss import TrainingAborted
+    from mmdet_spine.zoo import ZooError
+    assert (UserError, CheckpointSafetyError, ZooError, BadDataError, TrainingAborted) == (
+        errors.UserError, errors.CheckpointSafetyError, errors.ZooError, errors.BadDataError,
+        errors.TrainingAborted)
+    assert issubclass(errors.CheckpointIntegrityError, CheckpointSafetyError)
