@@ -670,7 +670,7 @@ def model_kwargs(arch, min_level=3, max_level=7, weighted_fusion=False, activati
     """Keyword arguments of a ``mmdet_spine`` SpineNet (``family='mobile'``: SpineNetMobile)
     that computes what TF's does: TF 'SAME' padding, BN eps 1e-3 (TF's; momentum 0.99 is
     PyTorch's 0.01), TF's activation ('relu', 'swish'; 'hard_swish' too for mobile)."""
-    acts = {'relu': dict(type='ReLU'), 'swish': dict(type='Swish')}
+    acts = {'relu': dict(type='ReLU'), 'swish': dict(type='SiLU')}  # one-kernel swish
     if check_family(family) == 'mobile':
         acts['hard_swish'] = dict(type='HSwish')
     if activation not in acts:
@@ -887,7 +887,7 @@ def retinanet_head_kwargs(spec, num_classes, ratios=(0.5, 1.0, 2.0), scale_major
                           num_scales=3, anchor_size=3.0, activation='swish'):
     """Keyword arguments of a ``RetinaSepBNActHead`` that computes what TF's head does, with
     TF's anchors (size ``anchor_size`` x stride, centred at stride / 2)."""
-    acts = {'relu': dict(type='ReLU'), 'swish': dict(type='Swish'),
+    acts = {'relu': dict(type='ReLU'), 'swish': dict(type='SiLU'),
             'hard_swish': dict(type='HSwish')}
     return dict(
         type='RetinaSepBNActHead', separable=bool(spec.get('separable', False)),

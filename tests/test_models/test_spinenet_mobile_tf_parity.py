@@ -38,7 +38,6 @@ SIZE = 128
 LEVELS = range(3, 8)
 BACKBONES = {'49S': 'hard_swish', '49': 'hard_swish'}
 RETINANET = ('49XS', 'swish')
-ACTS = {'swish': dict(type='Swish'), 'hard_swish': dict(type='HSwish')}
 
 
 def load_converter():
