@@ -29,6 +29,8 @@ def _rel(path: str) -> str:
 def _status(model) -> str:
     if not model.url:
         return 'no published weights'
+    if model.alias_of:
+        return f'same weights as {model.alias_of}'
     if model.converter is None and model.format != 'mmdet':
         return f'{model.format}: no converter yet'
     if model.needs_tensorflow:

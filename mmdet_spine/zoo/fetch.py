@@ -118,6 +118,8 @@ def fetch(name: str, tf_python: Optional[str] = None, progress: bool = True,
         ZooError: Unknown name, no weights or no converter, download or checksum failure.
     """
     model = get_model(name)
+    if model.alias_of:  # the same weights, published again by another project
+        return fetch(model.alias_of, tf_python, progress, keep_download)
     cached = find_cached(name)
     if cached:
         return cached
@@ -150,4 +152,5 @@ def fetch(name: str, tf_python: Optional[str] = None, progress: bool = True,
 
 def cached_or_fetch(name: str, progress: bool = True) -> str:
     """:func:`fetch` that needs no network when the converted checkpoint is cached."""
-    return find_cached(name) or fetch(name, progress=progress)
+    alias = get_model(name).alias_of
+    return find_cached(alias or name) or fetch(name, progress=progress)

@@ -105,6 +105,12 @@ class ZooModel:
         return dict(self.upstream.get('Cfg Options') or {})
 
     @property
+    def alias_of(self) -> Optional[str]:
+        """The zoo name whose (identical) weights this entry stands for, e.g. google/automl's
+        TF checkpoint rows, whose weights the effdet rows carry; None for a real entry."""
+        return self.upstream.get('Alias Of')
+
+    @property
     def needs_tensorflow(self) -> bool:
         """True when converting needs a TensorFlow interpreter (``--tf-python``)."""
         return self.converter in ('spinenet_tf2mmdet', 'tpu_legacy2mmdet')
@@ -168,6 +174,9 @@ def _check_model(entry: Dict[str, Any], metafile: str) -> None:
     if fmt not in FORMATS:
         raise ZooError(f'{metafile}: model {name}: Upstream.Format={fmt!r}; valid: '
                        f'{", ".join(FORMATS)}')
+    if upstream.get('Alias Of') is not None and upstream.get('Converter') is not None:
+        raise ZooError(f'{metafile}: model {name}: an alias (Upstream.Alias Of) has no '
+                       'Converter of its own')
     conv = upstream.get('Converter')
     if conv is not None and CONVERTERS.get(conv) != fmt:
         raise ZooError(f'{metafile}: model {name}: Upstream.Converter={conv!r} does not read '

@@ -53,3 +53,27 @@ def test_effdet_release_is_fetched_converted_and_loads(tmp_path, monkeypatch):
     cls_bias = model.bbox_head.cls_pred.pointwise_conv.conv.bias
     assert cls_bias.shape == (9 * 80,)
     assert torch.equal(cls_bias[[0, 79, 80]], src['class_net.predict.conv_pw.bias'][[0, 89, 90]])
+
+
+def test_automl_rows_are_aliases_of_the_effdet_rows(tmp_path, monkeypatch):
+    """google/automl's TF checkpoints are the weights effdet ported: every ``_automl`` row is
+    an alias, and ``zoo://`` of it gives the effdet row's converted file."""
+    from mmdet_spine.zoo import cached_or_fetch, load_model_index
+    zoo = load_model_index()
+    automl = sorted(n for n in zoo if n.endswith('_automl'))
+    assert len(automl) == 9
+    for name in automl:
+        assert zoo[name].alias_of == name.replace('_automl', '_effdet'), name
+        assert zoo[name].converter is None and zoo[zoo[name].alias_of].converter == 'effdet2mmdet'
+    # an alias resolves to its target's cache entry, without any network access
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    from mmdet_spine.zoo import cache_dir
+    import os
+    os.makedirs(cache_dir())
+    buf = io.BytesIO()
+    torch.save({'state_dict': {}, 'meta': {}}, buf)
+    target = os.path.join(cache_dir(), f'efficientdet-d0_effdet-{sha256_bytes(buf.getvalue())[:8]}.pth')
+    with open(target, 'wb') as f:
+        f.write(buf.getvalue())
+    assert cached_or_fetch('efficientdet-d0_automl') == target
+    assert fetch('efficientdet-d0_automl') == target

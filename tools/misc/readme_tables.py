@@ -82,6 +82,8 @@ def _zoo_weights(m) -> str:
         return '–'
     up = m.get('Upstream') or {}
     name = osp.basename(url.split('?')[0])
+    if up.get('Alias Of'):
+        return f"[{name}]({url}), same weights as `{up['Alias Of']}`"
     if up.get('Converter') and up['Converter'] == 'spinenet_tf2mmdet':
         how = f"`{up['Converter']}` (needs TF)"
     elif up.get('Converter'):
