@@ -18,7 +18,7 @@ TF_VENV  ?= .venv-tf
 TF_STAMP := $(TF_VENV)/.tf-reference-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup setup-test demo test clean-venv
+.PHONY: setup setup-test demo demo-cls test clean-venv
 
 setup: $(STAMP)
 
@@ -38,8 +38,9 @@ $(STAMP): requirements/constraints.txt requirements/runtime.txt requirements/tes
 
 # effdet + timm (EfficientDet reference, test-only) into .venv without their dependencies, so
 # nothing can replace the CPU torch or bring torchvision.
-$(REF_STAMP): $(STAMP) requirements/reference.txt
+$(REF_STAMP): $(STAMP) requirements/reference.txt requirements/mmpretrain.txt
 	$(PIPC) -q --no-deps -r requirements/reference.txt
+	$(PIPC) -q --no-deps -r requirements/mmpretrain.txt
 	touch $@
 
 $(TF_STAMP): requirements/tf_reference.txt
@@ -50,6 +51,10 @@ $(TF_STAMP): requirements/tf_reference.txt
 
 demo: $(STAMP)
 	$(PY) tools/demo.py
+
+# image classification: generated 6-class shapes data, a small SpineNet classifier, top-1 on val
+demo-cls: $(STAMP)
+	$(PY) tools/demo_cls.py
 
 test: setup-test
 	$(PY) -m pytest tests $(PYTEST_ARGS)

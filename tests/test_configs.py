@@ -22,7 +22,9 @@ from helpers import REPO
 
 CONFIG_ROOT = osp.join(REPO, 'configs')
 CONFIGS = sorted(p for p in glob.glob(osp.join(CONFIG_ROOT, '**', '*.py'), recursive=True)
-                 if '_base_' not in osp.relpath(p, CONFIG_ROOT).split(osp.sep))
+                 if '_base_' not in osp.relpath(p, CONFIG_ROOT).split(osp.sep)
+                 # classifiers: tests/test_classification/test_cls_configs.py
+                 and osp.relpath(p, CONFIG_ROOT).split(osp.sep)[0] != 'spinenet_cls')
 #: Models that take a few seconds or more for one CPU step at the test size.
 SLOW = re.compile(r'spinenet-(96|143|190)_|efficientdet_d[4-7]')
 #: Input side of the test images: 128, or the model's padding multiple where larger

@@ -1,0 +1,4 @@
+"""Classification metrics; importing registers them into ``mmdet.registry.METRICS``."""
+from .accuracy import ClassificationAccuracy
+
+__all__ = ['ClassificationAccuracy']
