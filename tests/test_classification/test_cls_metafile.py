@@ -78,3 +78,28 @@ def test_parameters_and_flops_are_measured_on_our_models(models):
         assert counted[m['Config']] == m['Metadata']['Parameters'], m['Name']
     m = models['spinenet-49_in1k']
     assert mc.count_flops(osp.join(REPO, m['Config']), 224) == m['Metadata']['FLOPs']
+
+
+def render_readme_table(models) -> str:
+    """The README's classification zoo table, one row per metafile model."""
+    rows = ['| model | config | input | params | FLOPs | top-1 / top-5 (published) | '
+            'recipe |', '|---|---|---|---|---|---|---|']
+    for m in models.values():
+        meta, metrics = m['Metadata'], m['Results'][0]['Metrics']
+        recipe = ('ReLU, no stochastic depth, no label smoothing' if 'baseline' in m['Name']
+                  else 'swish, stochastic depth 0.2, label smoothing 0.1')
+        rows.append(f"| `{m['Name']}` | [{osp.basename(m['Config'])[:-3]}]({m['Config']}) | "
+                    f"{meta['Input Size']} | {meta['Parameters'] / 1e6:.1f} M | "
+                    f"{meta['FLOPs'] / 1e9:.1f} G | {metrics['Top 1 Accuracy']} / "
+                    f"{metrics['Top 5 Accuracy']} | {recipe} |")
+    return '\n'.join(rows)
+
+
+def test_readme_table_is_the_metafile(models):
+    with open(osp.join(REPO, 'README.md')) as f:
+        text = f.read()
+    begin, end = '<!-- BEGIN cls-zoo-table -->\n', '\n<!-- END cls-zoo-table -->'
+    assert begin in text and end in text, 'README.md lacks the cls-zoo-table block'
+    table = text.split(begin, 1)[1].split(end, 1)[0]
+    assert table == render_readme_table(models), \
+        'README classification table drifted from configs/spinenet_cls/metafile.yml'
