@@ -225,8 +225,8 @@ def safe_torch_load(f: Union[str, os.PathLike, io.IOBase], map_location: Any = N
                 'download?)')
         if head is not None and not head.startswith(b'\x80'):
             raise CheckpointSafetyError(
-                f'{_describe(f)} is not a PyTorch checkpoint: neither torch\'s zip format nor a '
-                f'legacy pickle (it starts with {head[:16]!r})')
+                f'{_describe(f)} is not a readable PyTorch checkpoint: neither torch\'s zip '
+                f'format nor a legacy pickle (it starts with {head[:16]!r})')
     try:
         with torch.serialization.safe_globals(MMENGINE_CHECKPOINT_GLOBALS):
             return torch.load(f, map_location=map_location, weights_only=True)
