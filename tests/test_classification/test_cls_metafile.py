@@ -65,7 +65,13 @@ def test_every_recipe_config_has_an_entry_and_numbers_are_published_ones(models)
         if 'Weights' in m:
             assert m['Weights'].startswith('https://storage.cloud.google.com/cloud-tpu-checkpoints/'
                                            'detection/classification/')
-            assert m['Upstream']['Converter'] is None and m['Upstream']['Converter Note']
+            # tensorflow/tpu's TF1 checkpoints: the legacy converter, with its TPU padding
+            up = m['Upstream']
+            assert up['Converter'] == 'tpu_legacy2mmdet' and up['Converter Note']
+            assert up['Converter Args']['arch'] == name.split('-')[1].split('_')[0]
+            assert up['Cfg Options'] == {'model.backbone.padding_mode': 'tf_tpu'}
+            assert any('test_classifier_matches_tensorflow_tpu_code' in t
+                       for t in up['Verified By'])
 
 
 def test_parameters_and_flops_are_measured_on_our_models(models):

@@ -49,7 +49,9 @@ def test_tf_model_garden_tarball_is_fetched_and_converted(tmp_path, monkeypatch)
         path = fetch('spinenet-49s-test', progress=False)
     finally:
         server.close()
-    state = safe_torch_load(path)
+    ckpt = safe_torch_load(path)
+    assert ckpt['meta']['zoo_name'] == 'spinenet-49s-test'
+    state = ckpt['state_dict']
     conv = _converter()
     arrays, _ = conv.load_npz(case['out'])
     expected = conv.convert_arrays(arrays, '49S')
