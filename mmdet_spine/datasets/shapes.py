@@ -165,7 +165,9 @@ def generate_shapes_dataset(root: str, num_train: int = 1000, num_val: int = 200
 
 
 @contextlib.contextmanager
-def _file_lock(path: str):
+def file_lock(path: str):
+    """Hold an exclusive ``flock`` on ``path`` (created if needed) while the block runs, so
+    that distributed ranks / parallel jobs generate a dataset once."""
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     with open(path, 'w') as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -180,7 +182,7 @@ def ensure_shapes_dataset(root: str, **spec) -> str:
     marker = osp.join(root, 'annotations', 'instances_val.json')
     if osp.isfile(marker):
         return root
-    with _file_lock(osp.abspath(root).rstrip('/') + '.lock'):
+    with file_lock(osp.abspath(root).rstrip('/') + '.lock'):
         if not osp.isfile(marker):
             if osp.isdir(root):
                 raise FileNotFoundError(f'{root} exists but holds no shapes annotations '

@@ -11,8 +11,6 @@ folder-reading classifier (ours, mmpretrain's ``CustomDataset``) can read it::
         train/<class>/000000.png ...
         val/<class>/000000.png ...
 """
-import contextlib
-import fcntl
 import json
 import os
 import os.path as osp
@@ -25,6 +23,7 @@ import numpy as np
 from mmdet.registry import DATASETS
 from mmdet_spine.errors import BadDataError, ConfigError
 
+from ...datasets.shapes import file_lock
 from .image_classification_dataset import ImageClassificationDataset
 
 SHAPE_CLASSES = ('circle', 'square', 'triangle', 'star', 'cross', 'ring')
@@ -129,24 +128,13 @@ def generate_shapes_classification(root: str, num_train_per_class: int = 200,
     return root
 
 
-@contextlib.contextmanager
-def _file_lock(path: str):
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    with open(path, 'w') as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def ensure_shapes_classification(root: str, **spec) -> Dict:
     """Generate the dataset under ``root`` unless it is there (safe across processes);
     return its settings. A dataset generated with other settings is an error."""
     want = dict(DEFAULT_SPEC, **spec)
     marker = osp.join(root, _META)
     if not osp.isfile(marker):
-        with _file_lock(osp.abspath(root).rstrip('/') + '.lock'):
+        with file_lock(osp.abspath(root).rstrip('/') + '.lock'):
             if not osp.isfile(marker):
                 if osp.isdir(root):
                     raise BadDataError(f'{root} exists but is not a generated shapes '
