@@ -11,6 +11,7 @@ from mmengine.registry import init_default_scope
 from mmengine.structures import BaseDataElement
 
 from helpers import REPO
+from test_configs import one_thread  # noqa: F401  (autouse: one intra-op thread)
 
 CLS_ROOT = osp.join(REPO, 'configs', 'spinenet_cls')
 OURS = sorted(glob.glob(osp.join(CLS_ROOT, '*.py')))
@@ -18,14 +19,6 @@ RECIPE = [p for p in OURS if p.endswith('_in1k.py') or p.endswith('_inat2017.py'
 #: TF yaml values: arch -> endpoint width
 WIDTH = {'49': 256, '96': 256, '143': 256, '190': 512}
 SIZE = 64
-
-
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _id(path):

@@ -48,6 +48,15 @@ def _resize(img: np.ndarray, size: Tuple[int, int], interpolation: str) -> np.nd
     return mmcv.imresize(img, (size[1], size[0]), interpolation=interpolation)
 
 
+def _crop_and_resize(results: dict, box, size, interpolation: str) -> dict:
+    """Crop ``results['img']`` to ``box`` (y, x, h, w), resize to ``size``, update the shape."""
+    y, x, h, w = box
+    img = _resize(results['img'][y:y + h, x:x + w], size, interpolation)
+    results['img'] = img
+    results['img_shape'] = img.shape[:2]
+    return results
+
+
 @TRANSFORMS.register_module()
 class InceptionCrop(BaseTransform):
     """Random area / aspect-ratio crop resized to ``size`` (the Inception training crop).
@@ -102,12 +111,8 @@ class InceptionCrop(BaseTransform):
         return center_crop_box(height, width, self.crop_fraction)
 
     def transform(self, results: dict) -> dict:
-        img = results['img']
-        y, x, h, w = self.crop_box(*img.shape[:2])
-        img = _resize(img[y:y + h, x:x + w], self.size, self.interpolation)
-        results['img'] = img
-        results['img_shape'] = img.shape[:2]
-        return results
+        return _crop_and_resize(results, self.crop_box(*results['img'].shape[:2]), self.size,
+                                self.interpolation)
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(size={self.size}, scale={self.scale}, '
@@ -134,12 +139,8 @@ class CenterCropResize(BaseTransform):
         self.interpolation = interpolation
 
     def transform(self, results: dict) -> dict:
-        img = results['img']
-        y, x, h, w = center_crop_box(*img.shape[:2], self.crop_fraction)
-        img = _resize(img[y:y + h, x:x + w], self.size, self.interpolation)
-        results['img'] = img
-        results['img_shape'] = img.shape[:2]
-        return results
+        box = center_crop_box(*results['img'].shape[:2], self.crop_fraction)
+        return _crop_and_resize(results, box, self.size, self.interpolation)
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(size={self.size}, '
