@@ -19,17 +19,46 @@ What is timed:
 
 With ``--compare`` the reference implementation runs in a worker process beside this one, its
 runs alternating with ours (ours, reference, ours, ...) so that load from other processes hits
-both alike, and the ratios ours/reference are printed:
+both alike. Every comparison is a *pair* of one of our measurements and one of the
+reference's **in the same mode** (``SAME_MODE``; the tool refuses any other pair), printed
+one line each with the ratio ours/reference:
 
 - EfficientDet configs: effdet's ``tf_efficientdet_dX`` (random init), whole network, same
-  input, in ``effdet_latency.py`` (beside this file): effdet imports torchvision, which this
-  project never installs or imports, so only that worker imports it (where torchvision cannot
-  load, ``$MMDET_SPINE_EFFDET_PRELUDE`` names a module that imports effdet without it; the
-  tests use their stand-in) and this process never sees either;
-- SpineNet configs: the backbone against TF Model Garden's ``SpineNet`` (``tf.function``,
-  inference), which runs in a TensorFlow interpreter (``--tf-python``, else
-  ``$MMDET_SPINE_TF_PYTHON``, else a checkout's ``.venv-tf``) as a subprocess
-  (``tf_spinenet_latency.py``); skipped with a note if there is none.
+  input, in ``effdet_latency.py`` (beside this file). Ours eager (with whatever deploy
+  options: ``--fuse-conv-bn``, ``--channels-last``) pairs with effdet eager as shipped; ours
+  ``--compile`` pairs with effdet compiled the same way (``torch.compile`` with inductor
+  freezing, ``latency_worker.compile_for_inference``) and channels-last. effdet imports
+  torchvision, which this project never installs or imports, so only that worker imports it
+  (where torchvision cannot load, ``$MMDET_SPINE_EFFDET_PRELUDE`` names a module that imports
+  effdet without it; the tests use their stand-in) and this process never sees either;
+- SpineNet configs: the backbone against TF Model Garden's ``SpineNet`` (inference), which
+  runs in a TensorFlow interpreter (``--tf-python``, else ``$MMDET_SPINE_TF_PYTHON``, else a
+  checkout's ``.venv-tf``) as a subprocess (``tf_spinenet_latency.py``); skipped with a note
+  if there is none. TF's standard graph mode ``tf.function`` pairs with ours eager and ours
+  compiled; with ``--compile`` TF's XLA (``tf.function(jit_compile=True)``) is timed too, in
+  the same worker, and pairs with ours compiled (runs: ours, tf.function, XLA, ours, ...).
+
+With ``--train --compare`` the reference's training step alternates with ours (ours runs
+eagerly; each pair records whether the reference's anchor labeler ran inside its step):
+
+- EfficientDet configs: effdet's ``DetBenchTrain`` with its anchor labeler (forward, labels,
+  loss, backward, SGD) on our step's ground truths (``make_samples``: 3 boxes per image),
+  eager;
+- RetinaNet configs with a SpineNet backbone: TF Model Garden's ``RetinaNetTask`` train step
+  (``retinanet_spinenet_coco`` adjusted to the config; ``tf_retinanet_train_latency.py``),
+  ``tf.function``, once with TF's ``AnchorLabeler`` inside the step (as ours) and once on
+  targets labelled beforehand (as TF's input pipeline does).
+
+``machine`` in the JSON records the CPU, its instruction set (``/proc/cpuinfo`` flags, torch's
+``get_cpu_capability()``, an ``isa`` summary such as ``AVX2+FMA`` or
+``AVX-512 (+VNNI, +BF16)``) and the library versions.
+
+JSON of the comparisons (``results[i]``): ``compare`` (inference) and ``train.compare``
+(``--train --compare``) are ``{reference, scope, reference_params, pairs}`` (or
+``{skipped: reason}``); each pair is ``{batch, ours: {mode, part, options, median_ms, p25_ms,
+p75_ms, min_ms, max_ms, runs}, reference: {name, run, mode, options, [labeler_in_step,]
+median_ms, ...}, ratio}`` with ratio = our median / the reference's and ``(ours.mode,
+reference.mode)`` in ``SAME_MODE``.
 
 Usage::
 
@@ -43,6 +72,7 @@ import argparse
 import contextlib
 import copy
 import gc
+import importlib.util
 import json
 import logging
 import os
@@ -59,12 +89,36 @@ import torch
 import torch.nn as nn
 from mmdet_spine.engine.cli import parse_size
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+HERE = osp.dirname(osp.abspath(__file__))
+REPO = osp.dirname(osp.dirname(HERE))
 TF_PYTHON = os.environ.get('MMDET_SPINE_TF_PYTHON') or osp.join(REPO, '.venv-tf', 'bin', 'python')
-TF_WORKER = osp.join(osp.dirname(osp.abspath(__file__)), 'tf_spinenet_latency.py')
+TF_WORKER = osp.join(HERE, 'tf_spinenet_latency.py')
+TF_TRAIN_WORKER = osp.join(HERE, 'tf_retinanet_train_latency.py')
 # effdet (and its torchvision import) only ever runs in this worker process, never here
-EFFDET_WORKER = osp.join(osp.dirname(osp.abspath(__file__)), 'effdet_latency.py')
+EFFDET_WORKER = osp.join(HERE, 'effdet_latency.py')
 FLOPS_NOTE = 'FLOPs count one multiply-add as one FLOP (as the SpineNet / EfficientDet papers)'
+#: (our mode, the reference's mode) of every pair the tool may compare: eager with eager
+#: (effdet as shipped) or with TF's standard graph mode; compiled with compiled (effdet through
+#: the same inductor compile), with TF's graph mode and with TF's XLA.
+SAME_MODE = frozenset({('eager', 'eager'), ('compiled', 'compiled'), ('eager', 'tf.function'),
+                       ('compiled', 'tf.function'), ('compiled', 'tf.jit_compile')})
+#: /proc/cpuinfo flags recorded in ``machine['cpu_flags']`` (those present).
+ISA_FLAGS = ('avx', 'avx2', 'fma', 'avx512f', 'avx512bw', 'avx512vl', 'avx512_vnni',
+             'avx512_bf16', 'avx512_fp16', 'avx_vnni', 'amx_tile', 'amx_bf16', 'amx_int8',
+             'asimd', 'sve', 'sve2', 'bf16', 'i8mm')
+
+
+def _load_sibling(name: str):
+    """A module beside this script (tools/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(f'_benchmark_{name}',
+                                                  osp.join(HERE, f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+#: The effdet worker compiles effdet with this same function (``--compile --compare``).
+compile_for_inference = _load_sibling('latency_worker').compile_for_inference
 
 
 # --------------------------------------------------------------------------- arguments
@@ -107,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--train-batch', type=positive_int, default=2,
                    help='batch of the training step (default 2)')
     p.add_argument('--compare', action='store_true',
-                   help='time the reference implementation too, alternating runs')
+                   help='time the reference implementation too, in the mode of ours, '
+                        'alternating runs (with --train: its training step too)')
     p.add_argument('--reference', help='effdet model name for --compare (default: matched '
                    'from the config, e.g. tf_efficientdet_d0)')
     p.add_argument('--tf-python', default=TF_PYTHON,
@@ -154,15 +209,46 @@ def alternate_runs(fns: Sequence[Callable[[], float]], runs: int, warmup: int,
     return times
 
 
-def compile_for_inference(module: nn.Module) -> Callable:
-    """``torch.compile(module)`` with inductor's freezing on (inference under no_grad only).
+def check_same_mode(ours_mode: str, reference_mode: str) -> None:
+    """Refuse a pair whose two sides do not run in the same mode (``SAME_MODE``)."""
+    if (ours_mode, reference_mode) not in SAME_MODE:
+        allowed = ', '.join(f'{o}/{r}' for o, r in sorted(SAME_MODE))
+        raise ValueError(f'compare pair ours={ours_mode!r} vs reference={reference_mode!r} is '
+                         f'not a same-mode pair; allowed (ours/reference): {allowed}')
 
-    Freezing treats the weights as constants: conv + BN fold, weights are pre-packed for
-    oneDNN and conv + activation become one kernel, which eager PyTorch cannot do.
+
+def make_pair(batch: int, ours: dict, ours_times: Sequence[float], reference: dict,
+              reference_times: Sequence[float]) -> dict:
+    """One compared pair, its modes checked against ``SAME_MODE``.
+
+    Args:
+        batch (int): Images per call.
+        ours (dict): Our side: ``mode`` ('eager' | 'compiled'), ``options``, ``part``.
+        ours_times (list[float]): Our timed runs, seconds.
+        reference (dict): The reference's side: ``name``, ``run``, ``mode``, ``options``...
+        reference_times (list[float]): Its timed runs, seconds.
+
+    Returns:
+        dict: ``{batch, ours: {mode, options, ..., median_ms, ...}, reference: {name, mode,
+        ..., median_ms, ...}, ratio}`` with ratio = our median / the reference's.
     """
-    import torch._inductor.config as inductor_config
-    inductor_config.freezing = True
-    return torch.compile(module)
+    check_same_mode(ours['mode'], reference['mode'])
+    ours = dict(ours, **summarize(ours_times))
+    reference = dict(reference, **summarize(reference_times))
+    return dict(batch=batch, ours=ours, reference=reference,
+                ratio=ours['median_ms'] / reference['median_ms'])
+
+
+def pair_line(pair: dict, what: str) -> str:
+    """A pair as one printed line."""
+    ours, ref = pair['ours'], pair['reference']
+    opts = '+'.join(k for k, v in ours.get('options', {}).items() if v is True)
+    labeler = ref.get('labeler_in_step')
+    ref_mode = ref['mode'] + ('' if labeler is None else
+                              ', labeler in step' if labeler else ', targets precomputed')
+    return (f'   compare {what} batch {pair["batch"]}: ours {ours["mode"]}'
+            f'{f" ({opts})" if opts else ""} {ours["median_ms"]:.1f} ms vs {ref["name"]} '
+            f'[{ref_mode}] {ref["median_ms"]:.1f} ms: ratio {pair["ratio"]:.3f}')
 
 
 def timed(fn: Callable[[], object], device: torch.device) -> Callable[[], float]:
@@ -369,10 +455,11 @@ def effdet_reference_name(cfg) -> Optional[str]:
 class WorkerReference:
     """A reference implementation timed in its own process, one JSON line per request.
 
-    The worker prints ``{"ready": 1, "params": ..., "name": ...}`` once built, then answers
-    ``{"batch": B}`` (new input, untimed first run) and ``{"run": 1}`` -> ``{"seconds": s}``.
-    Running it apart keeps its imports (TensorFlow; effdet, which needs a torchvision
-    stand-in) out of this process.
+    The worker (``latency_worker.py`` protocol) prints ``{"ready": 1, "params": ..., "name":
+    ..., "runs": {RUN: {"mode": ..., ...}}}`` once built, then answers ``{"batch": B}`` (new
+    input, optionally with ground truths; untimed first runs) and ``{"run": RUN}`` ->
+    ``{"seconds": s}``. Running it apart keeps its imports (TensorFlow; effdet, which needs a
+    torchvision stand-in) out of this process.
 
     Args:
         cmd (list[str]): The worker's command line (with ``--serve``).
@@ -386,6 +473,7 @@ class WorkerReference:
         self.worker = cmd[1]
         hello = self._read()
         self.name, self.params = hello['name'], hello['params']
+        self.runs = hello['runs']  # run name -> {mode, options, ...}
         self.batch = None
 
     def _read(self) -> dict:
@@ -399,14 +487,21 @@ class WorkerReference:
         self.proc.stdin.write(json.dumps(msg) + '\n')
         return self._read()
 
-    def runner(self, x: torch.Tensor) -> Callable[[], float]:
-        batch = x.shape[0]
+    def describe(self, run: str) -> dict:
+        """The reference side of a pair: name, run, mode, options (as the worker says)."""
+        return dict(name=self.name, run=run, **self.runs[run])
+
+    def runner(self, batch: int, run: str, targets: Optional[list] = None
+               ) -> Callable[[], float]:
+        """A call of ``run`` on a batch of ``batch`` (with ``targets``, training workers)."""
 
         def fn():
             if self.batch != batch:
-                self._ask(batch=batch)  # builds the input, runs once (not timed)
+                msg = dict(batch=batch) if targets is None else dict(batch=batch,
+                                                                     targets=targets)
+                self._ask(**msg)  # builds the input, runs every run once (not timed)
                 self.batch = batch
-            return self._ask(run=1)['seconds']
+            return self._ask(run=run)['seconds']
         return fn
 
     def close(self):
@@ -417,46 +512,158 @@ class WorkerReference:
 
 
 def effdet_reference(name: str, size: tuple, num_classes: int, device: torch.device,
-                     threads: int) -> WorkerReference:
-    """effdet ``name`` (random init, eval) at ``size``: network outputs, like ours."""
+                     threads: int, compiled: bool = False, train: bool = False
+                     ) -> WorkerReference:
+    """effdet ``name`` (random init) at ``size``: network outputs in eval mode, like ours, as
+    shipped (eager) or ``compiled`` (inductor freezing, channels-last); or with ``train``
+    ``DetBenchTrain``'s training step, labeler included."""
     cmd = [sys.executable, EFFDET_WORKER, '--serve', '--name', name, '--size', str(size[0]),
            str(size[1]), '--num-classes', str(num_classes), '--device', str(device),
            '--threads', str(threads)]
+    if compiled:
+        cmd += ['--compile', '--channels-last']
+    if train:
+        cmd += ['--train']
+        return WorkerReference(cmd, 'training step (DetBenchTrain: forward, anchor labels, '
+                                    'loss; backward, SGD)')
     return WorkerReference(cmd, 'network (backbone + BiFPN + class/box nets, no NMS)')
 
 
-def tf_spinenet_reference(python: str, backbone_cfg: dict, size: tuple,
-                          threads: int) -> WorkerReference:
-    """TF Model Garden ``SpineNet`` in ``.venv-tf``, timing ``tf.function`` inference."""
-    act = backbone_cfg.get('act_cfg', {}).get('type', 'ReLU')
-    act = 'swish' if act.lower() in ('swish', 'silu') else 'relu'
+def tf_activation(act_cfg: dict) -> str:
+    """TF's name of an mmcv activation config ('relu' or 'swish')."""
+    act = (act_cfg or {}).get('type', 'ReLU')
+    return 'swish' if act.lower() in ('swish', 'silu') else 'relu'
+
+
+def tf_spinenet_reference(python: str, backbone_cfg: dict, size: tuple, threads: int,
+                          modes: Sequence[str] = ('tf.function',)) -> WorkerReference:
+    """TF Model Garden ``SpineNet`` in ``.venv-tf``, timing inference in each of ``modes``
+    ('tf.function', 'tf.jit_compile')."""
     cmd = [python, TF_WORKER, '--serve', '--arch', str(backbone_cfg.get('arch', '49')),
            '--min-level', str(backbone_cfg.get('min_level', 3)),
-           '--max-level', str(backbone_cfg.get('max_level', 7)), '--activation', act,
-           '--size', f'{size[0]}x{size[1]}', '--threads', str(threads)]
-    return WorkerReference(cmd, 'backbone only (P3-P7 features), tf.function inference')
+           '--max-level', str(backbone_cfg.get('max_level', 7)),
+           '--activation', tf_activation(backbone_cfg.get('act_cfg')),
+           '--size', f'{size[0]}x{size[1]}', '--threads', str(threads), '--modes', *modes]
+    return WorkerReference(cmd, 'backbone only (P3-P7 features), inference')
+
+
+def tf_retinanet_train_reference(python: str, cfg, size: tuple, num_classes: int,
+                                 threads: int) -> WorkerReference:
+    """TF Model Garden's ``RetinaNetTask`` training step for a RetinaNet-SpineNet config:
+    TF's ``retinanet_spinenet_coco`` with our backbone arch, levels, head and anchors."""
+    backbone, head = cfg.model.backbone, cfg.model.bbox_head
+    anchors = head.get('anchor_generator', {})
+    cmd = [python, TF_TRAIN_WORKER, '--serve', '--arch', str(backbone.get('arch', '49')),
+           '--min-level', str(backbone.get('min_level', 3)),
+           '--max-level', str(backbone.get('max_level', 7)),
+           '--activation', tf_activation(backbone.get('act_cfg')),
+           '--drop-path', str(backbone.get('drop_path_rate', 0.0)),
+           '--size', f'{size[0]}x{size[1]}', '--num-classes', str(num_classes),
+           '--head-convs', str(head.get('stacked_convs', 4)),
+           '--head-filters', str(head.get('feat_channels', 256)),
+           '--num-scales', str(anchors.get('scales_per_octave', 3)),
+           '--aspect-ratios', *[str(r) for r in anchors.get('ratios', [0.5, 1.0, 2.0])],
+           '--anchor-size', str(anchors.get('octave_base_scale', 3)),
+           '--threads', str(threads)]
+    return WorkerReference(cmd, 'training step (RetinaNetTask.train_step: forward, '
+                                'build_losses, gradients, SGD; tf.function)')
+
+
+def _tf_python_missing(args, device) -> Optional[str]:
+    if device.type != 'cpu':
+        return 'the TF references run on the CPU only'
+    if not osp.exists(args.tf_python):
+        return f'TF environment not found at {args.tf_python} (see requirements/' \
+               f'tf_reference.txt)'
+    return None
 
 
 def build_reference(cfg, args, size, model, device, threads):
-    """(reference, the part of our model it compares with) or (None, reason)."""
+    """(reference, the part of our model it compares with) or (None, reason).
+
+    The reference runs in the mode of ours: effdet compiled when ``--compile``, else as
+    shipped; TF SpineNet in ``tf.function`` and, when ``--compile``, also with XLA.
+    """
     name = args.reference or effdet_reference_name(cfg)
     if name:
-        return effdet_reference(name, size, num_classes_of(model), device, threads), None
+        return effdet_reference(name, size, num_classes_of(model), device, threads,
+                                compiled=args.compile), 'network'
     backbone = cfg.model.get('backbone', {})
     if backbone.get('type') == 'SpineNet':
-        if device.type != 'cpu':
-            return None, 'TF SpineNet reference runs on the CPU only'
-        if not osp.exists(args.tf_python):
-            return None, f'TF environment not found at {args.tf_python} (see requirements/' \
-                         f'tf_reference.txt)'
-        return tf_spinenet_reference(args.tf_python, backbone, size, threads), 'backbone'
+        missing = _tf_python_missing(args, device)
+        if missing:
+            return None, missing
+        modes = ('tf.function', 'tf.jit_compile') if args.compile else ('tf.function',)
+        return tf_spinenet_reference(args.tf_python, backbone, size, threads, modes), 'backbone'
     return None, (f'no reference implementation for {cfg.model.get("type")} with '
                   f'{backbone.get("type")}')
 
 
+def build_train_reference(cfg, args, size, model, device, threads):
+    """(reference training step, None) or (None, reason): effdet's ``DetBenchTrain`` for
+    EfficientDet configs, TF's ``RetinaNetTask`` for RetinaNet + SpineNet configs."""
+    name = args.reference or effdet_reference_name(cfg)
+    if name:
+        return effdet_reference(name, size, num_classes_of(model), device, threads,
+                                train=True), None
+    m = cfg.model
+    backbone = m.get('backbone', {})
+    if (m.get('type') == 'RetinaNet' and backbone.get('type') == 'SpineNet'
+            and m.get('neck') is None):
+        missing = _tf_python_missing(args, device)
+        if missing:
+            return None, missing
+        stride = 2 ** backbone.get('max_level', 7)
+        if size[0] % stride or size[1] % stride:
+            return None, (f'TF RetinaNet needs an input size divisible by {stride} (2^max_level'
+                          f'), not {size[0]}x{size[1]}')
+        return tf_retinanet_train_reference(args.tf_python, cfg, size, num_classes_of(model),
+                                            threads), None
+    return None, (f'no reference training step for {m.get("type")} with '
+                  f'{backbone.get("type")}')
+
+
 # --------------------------------------------------------------------------- benchmark
+def isa_summary(flags: Sequence[str], machine: str = '') -> str:
+    """The vector ISA of a CPU in a few words from its /proc/cpuinfo flags, e.g. 'AVX2+FMA',
+    'AVX-512 (+VNNI, +BF16, +AMX)', 'NEON'; ``machine`` (e.g. 'aarch64') when none is known."""
+    flags = set(flags)
+    if 'avx512f' in flags:
+        extras = [name for flag, name in (('avx512_vnni', '+VNNI'), ('avx512_bf16', '+BF16'),
+                                          ('avx512_fp16', '+FP16'), ('amx_tile', '+AMX'))
+                  if flag in flags]
+        return 'AVX-512' + (f' ({", ".join(extras)})' if extras else '')
+    if 'avx2' in flags:
+        return 'AVX2' + ('+FMA' if 'fma' in flags else '') + (
+            ' (+AVX-VNNI)' if 'avx_vnni' in flags else '')
+    if 'avx' in flags:
+        return 'AVX'
+    if 'sve' in flags:
+        return 'SVE' + ('2' if 'sve2' in flags else '')
+    if 'asimd' in flags:
+        return 'NEON'
+    return machine or 'unknown'
+
+
+def cpu_isa(cpuinfo: str = '/proc/cpuinfo') -> dict:
+    """``cpu_flags`` (the ``ISA_FLAGS`` present in the first CPU's ``flags`` / ``Features``
+    line), ``cpu_capability`` (``torch.backends.cpu.get_cpu_capability()``: the kernels torch
+    dispatches to) and ``isa`` (``isa_summary``)."""
+    flags = []
+    with contextlib.suppress(OSError):
+        with open(cpuinfo) as f:
+            for line in f:
+                key, _, value = line.partition(':')
+                if key.strip() in ('flags', 'Features'):
+                    flags = value.split()
+                    break
+    present = [flag for flag in ISA_FLAGS if flag in flags]
+    return dict(cpu_flags=present, cpu_capability=torch.backends.cpu.get_cpu_capability(),
+                isa=isa_summary(present, platform.machine()))
+
+
 def machine_info(device: torch.device) -> dict:
-    """CPU / GPU model, core count, library versions."""
+    """CPU / GPU model, instruction set, core count, library versions."""
     cpu = platform.processor()
     with contextlib.suppress(OSError):
         with open('/proc/cpuinfo') as f:
@@ -467,7 +674,7 @@ def machine_info(device: torch.device) -> dict:
     import mmcv
     import mmdet
     import mmengine
-    info = dict(cpu=cpu, nproc=os.cpu_count(), torch_threads=torch.get_num_threads(),
+    info = dict(cpu=cpu, **cpu_isa(), nproc=os.cpu_count(), torch_threads=torch.get_num_threads(),
                 python=platform.python_version(), torch=torch.__version__,
                 mmcv=mmcv.__version__, mmdet=mmdet.__version__, mmengine=mmengine.__version__,
                 device=str(device))
@@ -476,12 +683,36 @@ def machine_info(device: torch.device) -> dict:
     return info
 
 
+def machine_line(info: dict) -> str:
+    """The header line: CPU, ISA, threads, versions."""
+    gpu = f', GPU {info["gpu"]}' if 'gpu' in info else ''
+    return (f'machine: {info["cpu"]} ({info["nproc"]} CPUs), ISA {info["isa"]} (torch '
+            f'capability {info["cpu_capability"]}; flags {" ".join(info["cpu_flags"]) or "-"})'
+            f'{gpu}, {info["torch_threads"]} torch threads, torch {info["torch"]}, '
+            f'mmdet {info["mmdet"]}')
+
+
+def sample_targets(samples) -> List[dict]:
+    """Ground truths of ``make_samples`` for a reference worker: per image ``boxes_xyxy``
+    (input pixels) and 0-based ``labels`` (see ``latency_worker.py``)."""
+    return [dict(boxes_xyxy=s.gt_instances.bboxes.cpu().tolist(),
+                 labels=s.gt_instances.labels.cpu().tolist()) for s in samples]
+
+
+#: The optimiser of every timed training step (ours and the references').
+TRAIN_SGD = dict(lr=1e-5, momentum=0.9)
+
+
 def train_step(model: nn.Module, cfg, size: tuple, batch: int, runs: int, warmup: int,
-               device: torch.device, channels_last: bool) -> dict:
-    """Median time and peak memory of forward + loss + backward + SGD step."""
+               device: torch.device, channels_last: bool,
+               reference: Optional[WorkerReference] = None, pause: float = 0.0) -> dict:
+    """Median time and peak memory of forward + loss + backward + SGD step (eager).
+
+    With ``reference`` (a training-step worker), its runs alternate with ours on the same
+    ground truths and ``compare`` holds one pair per reference run.
+    """
     model = copy.deepcopy(model).train()
-    optim = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-5,
-                            momentum=0.9)
+    optim = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], **TRAIN_SGD)
     with_masks = bool(getattr(getattr(model, 'roi_head', None), 'with_mask', False))
     x = torch.randn(batch, 3, *size, device=device)
     if channels_last:
@@ -493,9 +724,21 @@ def train_step(model: nn.Module, cfg, size: tuple, batch: int, runs: int, warmup
         loss, _ = model.parse_losses(model.loss(x, samples))
         loss.backward()
         optim.step()
-    times = alternate_runs([timed(step, device)], runs, warmup)[0]
-    return dict(batch=batch, **summarize(times), **peak_memory_mib(step, device),
-                images_per_s=batch / statistics.median(times))
+    fns = [timed(step, device)]
+    ref_runs = list(reference.runs) if reference is not None else []
+    targets = sample_targets(samples)
+    fns += [reference.runner(batch, run, targets) for run in ref_runs]
+    times = alternate_runs(fns, runs, warmup, pause)
+    ours = dict(mode='eager', part='training step (forward, losses incl. anchor assignment, '
+                'backward, SGD)', options=dict(channels_last=channels_last, sgd=TRAIN_SGD))
+    out = dict(batch=batch, mode=ours['mode'], options=ours['options'], **summarize(times[0]),
+               **peak_memory_mib(step, device), images_per_s=batch / statistics.median(times[0]))
+    if reference is not None:
+        out['compare'] = dict(
+            reference=reference.name, scope=reference.scope, reference_params=reference.params,
+            pairs=[make_pair(batch, ours, times[0], reference.describe(run), t)
+                   for run, t in zip(ref_runs, times[1:])])
+    return out
 
 
 def benchmark_config(path: str, args, device: torch.device, threads: int) -> dict:
@@ -521,12 +764,25 @@ def benchmark_config(path: str, args, device: torch.device, threads: int) -> dic
         print(f'   FLOPs {result["flops"] / 1e9:.3f} G (multiply-adds; '
               f'{time.perf_counter() - start:.0f} s to count)', flush=True)
     if args.train:
-        result['train'] = train_step(model, cfg, size, args.train_batch, args.runs,
-                                     args.warmup, device, args.channels_last)
+        train_ref, why = None, None
+        if args.compare:
+            train_ref, why = build_train_reference(cfg, args, size, model, device, threads)
+        try:
+            result['train'] = train_step(model, cfg, size, args.train_batch, args.runs,
+                                         args.warmup, device, args.channels_last, train_ref,
+                                         args.pause if train_ref is not None else 0.0)
+        finally:
+            if train_ref is not None:
+                train_ref.close()
         t = result['train']
-        print(f'   train step batch {t["batch"]}: {t["median_ms"]:.1f} ms '
+        print(f'   train step batch {t["batch"]} ({t["mode"]}): {t["median_ms"]:.1f} ms '
               f'(p25-p75 {t["p25_ms"]:.1f}-{t["p75_ms"]:.1f}), peak +{t["peak_memory_mib"]:.0f}'
               f' MiB', flush=True)
+        if why is not None:
+            t['compare'] = dict(skipped=why)
+            print(f'   compare train step: skipped ({why})', flush=True)
+        for pair in t.get('compare', {}).get('pairs', []):
+            print(pair_line(pair, 'train step'), flush=True)
 
     infer = model
     if args.fuse_conv_bn:
@@ -567,6 +823,10 @@ def benchmark_config(path: str, args, device: torch.device, threads: int) -> dic
               f'by {diff:.2e} at most (largest output {scale:.3g})', flush=True)
 
     reference, ref_part = None, None
+    ours_side = dict(mode='compiled' if args.compile else 'eager', part='network',
+                     options=dict(fuse_conv_bn=args.fuse_conv_bn,
+                                  channels_last=args.channels_last,
+                                  inductor_freezing=args.compile))
     if args.compare:
         reference, ref_part = build_reference(cfg, args, size, model, device, threads)
         if reference is None:
@@ -574,8 +834,9 @@ def benchmark_config(path: str, args, device: torch.device, threads: int) -> dic
             print(f'   compare: skipped ({ref_part})', flush=True)
         else:
             result['compare'] = dict(reference=reference.name, scope=reference.scope,
-                                     reference_params=reference.params, batches={})
+                                     reference_params=reference.params, pairs=[])
             if ref_part == 'backbone':
+                ours_side['part'] = 'backbone'
                 ours_part = infer.backbone
                 if args.compile:
                     ours_part = compile_for_inference(ours_part)
@@ -601,12 +862,19 @@ def benchmark_config(path: str, args, device: torch.device, threads: int) -> dic
             if not args.no_end2end:
                 fns.append(timed(e2e, device))
             if reference is not None:
+                ours_index = 0
                 if ref_part == 'backbone':
                     def part():
                         with torch.no_grad():
                             ours_part(x)
+                    ours_index = len(fns)
                     fns.append(timed(part, device))
-                fns.append(reference.runner(x))
+                ref_index = len(fns)
+                fns += [reference.runner(batch, run) for run in reference.runs]
+            if args.compile:  # compiling for this batch's shapes is never timed (any --warmup)
+                net()
+                if reference is not None and ref_part == 'backbone':
+                    part()
             times = alternate_runs(fns, args.runs, args.warmup, args.pause)
             entry = dict(network=summarize(times[0]))
             entry['network']['images_per_s'] = batch / (entry['network']['median_ms'] / 1e3)
@@ -624,13 +892,11 @@ def benchmark_config(path: str, args, device: torch.device, threads: int) -> dic
             line += f', peak +{entry["peak_memory_mib"]:.0f} MiB'
             print(line, flush=True)
             if reference is not None:
-                ours = summarize(times[-2] if ref_part == 'backbone' else times[0])
-                ref = summarize(times[-1])
-                result['compare']['batches'][str(batch)] = dict(
-                    ours=ours, reference=ref, ratio=ours['median_ms'] / ref['median_ms'])
-                print(f'   compare batch {batch} ({reference.scope}): ours '
-                      f'{ours["median_ms"]:.1f} ms vs {reference.name} {ref["median_ms"]:.1f}'
-                      f' ms: ratio {ours["median_ms"] / ref["median_ms"]:.3f}', flush=True)
+                for i, run in enumerate(reference.runs):
+                    pair = make_pair(batch, ours_side, times[ours_index], reference.describe(run),
+                                     times[ref_index + i])
+                    result['compare']['pairs'].append(pair)
+                    print(pair_line(pair, ref_part), flush=True)
     finally:
         if reference is not None:
             reference.close()
@@ -640,14 +906,16 @@ def benchmark_config(path: str, args, device: torch.device, threads: int) -> dic
 def print_table(results: List[dict]) -> None:
     """One markdown row per config and batch size."""
     print('\n' + FLOPS_NOTE + '; latency = median of the timed runs; "network" = '
-          'model._forward (no NMS), "end2end" = model.predict (with NMS)')
+          'model._forward (no NMS), "end2end" = model.predict (with NMS); ours/ref = the '
+          "batch's first compared pair (every pair is printed above)")
     head = ('| config | input | params (M) | FLOPs (G) | batch | network ms | end2end ms | '
             'img/s | peak MiB | train ms | ours/ref |')
     print(head)
     print('|' + '---|' * (head.count('|') - 1))
     for r in results:
         for batch, e in r['latency'].items():
-            cmp_ = r.get('compare', {}).get('batches', {}).get(batch)
+            cmp_ = next((p for p in r.get('compare', {}).get('pairs', [])
+                         if str(p['batch']) == batch), None)
             train = r.get('train', {}).get('median_ms')
             cells = [osp.basename(r['config']), f"{r['input_size'][0]}x{r['input_size'][1]}",
                      f"{r['params'] / 1e6:.2f}",
@@ -675,9 +943,11 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
     torch.set_flush_denormal(True)  # as training does (FlushDenormalHook); TF flushes too
+    machine = machine_info(device)
+    print(machine_line(machine), flush=True)
     results = [benchmark_config(path, args, device, threads) for path in args.configs]
     print_table(results)
-    out = dict(machine=machine_info(device), flops_note=FLOPS_NOTE,
+    out = dict(machine=machine, flops_note=FLOPS_NOTE,
                command=' '.join([osp.relpath(sys.argv[0], REPO)] + sys.argv[1:]),
                results=results)
     if args.json:

@@ -1,21 +1,26 @@
-"""Latency of TF Model Garden's SpineNet backbone (``tf.function``, inference); runs in .venv-tf.
+"""Latency of TF Model Garden's SpineNet backbone (graph mode, inference); runs in .venv-tf.
 
 The reference side of ``tools/analysis_tools/benchmark.py --compare`` for SpineNet configs.
 The model is built by the converter's TF stage (``mmdet_spine/converters/tf_model_garden_reader.py``, ``tf_build_spinenet``)
-(random init; timing does not depend on the values) and called as
-``tf.function(lambda x: model(x, training=False))`` on a random NHWC input.
+(random init; timing does not depend on the values) and called on a random NHWC input in the
+modes of ``--modes`` (one model, every mode):
 
-Modes:
+- ``tf.function``: ``tf.function(lambda x: model(x, training=False))``, TF's standard
+  inference (graph executor, oneDNN kernels);
+- ``tf.jit_compile``: the same with ``jit_compile=True`` (XLA compiles the whole graph).
 
-- ``--runs N``: warm up, time N calls, print one JSON line with every duration;
+Requests:
+
+- ``--runs N``: warm up, time N calls of each mode, print one JSON line with every duration;
 - ``--serve``: answer the benchmark's JSON lines on stdin (``latency_worker.py``): each
-  ``{"batch": B}`` traces a new input once, untimed; each ``{"run": 1}`` is one timed call.
-  The benchmark alternates these calls with its own runs.
+  ``{"batch": B}`` traces (and XLA-compiles) every mode on a new input, untimed; each
+  ``{"run": MODE}`` is one timed call. The benchmark alternates these calls with its own
+  runs (ours, tf.function, tf.jit_compile, ours, ...).
 
 Usage::
 
     .venv-tf/bin/python tools/analysis_tools/tf_spinenet_latency.py --arch 49 --size 640 \\
-        --activation swish --runs 10 --threads 2
+        --activation swish --runs 10 --threads 2 [--modes tf.function tf.jit_compile]
 """
 import argparse
 import importlib.util
@@ -34,6 +39,10 @@ READERS = [osp.join(osp.dirname(osp.dirname(_HERE)), 'mmdet_spine', 'converters'
                     'tf_model_garden_reader.py'),
            osp.join(osp.dirname(osp.dirname(osp.dirname(_HERE))), 'converters',
                     'tf_model_garden_reader.py')]
+
+
+#: Graph modes: the ``tf.function`` keyword arguments of each.
+MODES = {'tf.function': {}, 'tf.jit_compile': dict(jit_compile=True)}
 
 
 def load_converter():
@@ -58,6 +67,8 @@ def parse_args(argv=None):
                    help='intra-op threads (0: TF default); inter-op stays TF default')
     p.add_argument('--runs', type=int, default=10)
     p.add_argument('--warmup', type=int, default=2)
+    p.add_argument('--modes', nargs='+', default=['tf.function'], choices=MODES,
+                   help='graph modes to time (default tf.function)')
     p.add_argument('--serve', action='store_true', help='answer JSON requests on stdin')
     args = p.parse_args(argv)
     parts = [int(v) for v in args.size.lower().split('x')]
@@ -74,31 +85,38 @@ def main(argv=None) -> int:
     model, _ = load_converter().tf_build_spinenet(
         args.arch, args.min_level, args.max_level, activation=args.activation,
         input_size=args.size)
-    infer = tf.function(lambda x: model(x, training=False))
+    infer = {mode: tf.function(lambda x: model(x, training=False), **MODES[mode])
+             for mode in dict.fromkeys(args.modes)}
     rng = np.random.default_rng(0)
 
     def make_input(batch):
         x = tf.constant(rng.normal(size=(batch, *args.size, 3)).astype(np.float32))
-        infer(x)  # trace
+        for fn in infer.values():
+            fn(x)  # trace / compile
         return x
 
-    def run(x) -> float:
-        start = time.perf_counter()
-        infer(x)
-        return time.perf_counter() - start
+    def runner(fn):
+        def run(x) -> float:
+            start = time.perf_counter()
+            fn(x)  # eager TF runs functions synchronously: the outputs are computed
+            return time.perf_counter() - start
+        return run
 
+    runs = {mode: runner(fn) for mode, fn in infer.items()}
     params = int(sum(np.prod(v.shape) for v in model.trainable_variables))
     x = make_input(args.batch)
     if not args.serve:
-        for _ in range(args.warmup):
-            run(x)
-        times = [run(x) for _ in range(args.runs)]
+        for run in runs.values():
+            for _ in range(args.warmup):
+                run(x)
+        times = {mode: [run(x) for _ in range(args.runs)] for mode, run in runs.items()}
         print(json.dumps(dict(params=params, tensorflow=tf.__version__, seconds=times)))
         return 0
     from latency_worker import serve  # beside this script
-    return serve(dict(params=params, tensorflow=tf.__version__,
+    info = {mode: dict(mode=mode, options=dict(MODES[mode], training=False)) for mode in runs}
+    return serve(dict(params=params, tensorflow=tf.__version__, runs=info,
                       name=f'TF Model Garden SpineNet-{args.arch} (TF {tf.__version__})'),
-                 make_input, run)
+                 make_input, runs)
 
 
 if __name__ == '__main__':
