@@ -14,16 +14,16 @@ from .atomic_checkpoint import (ATOMIC_BACKEND, AtomicCheckpointHook, AtomicLoca
 from .checkpoint_loading import ShapeMismatchReportHook, report_shape_mismatches, shape_mismatches
 from .checkpoint_safety import SAFE_SCHEMES, download_checkpoint, install_safe_loaders
 from .distributed import setup_distributed
-from .hooks import FlushDenormalHook
+from .hooks import ChannelsLastHook, FlushDenormalHook, FuseConvBNHook
 from .nonfinite_loss import NonFiniteLossError, NonFiniteLossHook
 from .reproducibility import EpochSeedHook
 from .runner import SpineRunner
 
 install_safe_loaders()
 
-__all__ = ['ATOMIC_BACKEND', 'AtomicCheckpointHook', 'AtomicLocalBackend',
+__all__ = ['ATOMIC_BACKEND', 'ChannelsLastHook', 'AtomicCheckpointHook', 'AtomicLocalBackend',
            'CheckpointIntegrityError', 'CheckpointSafetyError', 'EpochSeedHook',
-           'FlushDenormalHook', 'MMENGINE_CHECKPOINT_GLOBALS', 'NonFiniteLossError',
+           'FlushDenormalHook', 'FuseConvBNHook', 'MMENGINE_CHECKPOINT_GLOBALS', 'NonFiniteLossError',
            'NonFiniteLossHook', 'SAFE_SCHEMES', 'ShapeMismatchReportHook', 'SpineRunner',
            'TrainingAborted', 'UserError', 'atomic_save_checkpoint', 'download_checkpoint',
            'find_resumable_checkpoint', 'install_safe_loaders', 'report_shape_mismatches',

@@ -252,16 +252,20 @@ class SpineNet(FreezeMixin, BaseModule):
     Model Garden's trainable counts (e.g. SpineNet-49: 21,831,488 with levels 3-7).
 
     Structure (module names in brackets, made for a TF checkpoint converter): a 7x7/2 conv
-    to 64 channels + norm + act (``stem_conv``) and a 3x3/2 max-pool (``stem_pool``); two
-    level-2 bottleneck groups (``init_blocks.0/1``); one :class:`ScalePermutedBlock` per kept
-    spec (``blocks.<k>`` with ``k`` the 1-based spec index, as TF's
-    ``scale_permuted_block_<k>``); a 1x1 conv + norm + act per output level
+    to 64 channels (``stem_channels``) + norm + act (``stem_conv``) and a 3x3/2 max-pool
+    (``stem_pool``); two level-2 bottleneck groups (``init_blocks.0/1``); one
+    :class:`ScalePermutedBlock` per kept spec (``blocks.<k>`` with ``k`` the 1-based spec
+    index, as TF's ``scale_permuted_block_<k>``); a 1x1 conv + norm + act per output level
     (``endpoints.<level>``).
 
     Args:
         arch (str): One of :data:`SPINENET_ARCH_SETTINGS`: '49S', '49', '96', '143',
             '143L', '190'. Default: '49'.
         in_channels (int): Input image channels, >= 1. Default: 3.
+        stem_channels (int): Output channels of the 7x7 stem conv, >= 1. The paper and TF
+            keep 64 at every width; a narrow model for small inputs can shrink it (at 256 px
+            the 64-channel stem conv is 16 % of a 0.35-width SpineNet-49S RetinaNet's
+            FLOPs). Default: 64.
         min_level (int): Lowest output level, one of :data:`SPINENET_FILTER_SIZES`' levels
             with an output block (2 only with the 16th spec), <= ``max_level``. Default: 3.
         max_level (int): Highest output level, <= 7. Default: 7.
@@ -318,7 +322,8 @@ class SpineNet(FreezeMixin, BaseModule):
     #: Levels of the stem blocks (their widths come from ``filter_sizes`` too).
     stem_levels = (2,)
     #: Valid range of each numeric argument (checked at build time).
-    arg_rules = dict(in_channels=POSITIVE_INT, endpoints_num_filters=POSITIVE_INT,
+    arg_rules = dict(in_channels=POSITIVE_INT, stem_channels=POSITIVE_INT,
+                     endpoints_num_filters=POSITIVE_INT,
                      filter_size_scale=POSITIVE, resample_alpha=POSITIVE,
                      block_repeats=POSITIVE_INT, drop_path_rate=RATE, norm_eval=FLAG,
                      zero_init_residual=FLAG, with_cp=FLAG)
@@ -336,7 +341,8 @@ class SpineNet(FreezeMixin, BaseModule):
                  norm_eval: bool = False, frozen_stages: int = -1,
                  zero_init_residual: bool = False, with_cp: bool = False,
                  init_cfg=[dict(type='Kaiming', layer='Conv2d'),
-                           dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])]):
+                           dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])],
+                 stem_channels: int = 64):
         super().__init__(init_cfg=init_cfg)
         name = self._display_name
         check_choice(name, 'arch', arch, tuple(self.arch_settings), f'a {name} architecture')
@@ -348,10 +354,12 @@ class SpineNet(FreezeMixin, BaseModule):
                          block_repeats=block_repeats)
         settings.update({k: v for k, v in overrides.items() if v is not None})
         check_fields(name, self.arg_rules, dict(
-            settings, in_channels=in_channels, drop_path_rate=drop_path_rate,
+            settings, in_channels=in_channels, stem_channels=stem_channels,
+            drop_path_rate=drop_path_rate,
             norm_eval=norm_eval, zero_init_residual=zero_init_residual, with_cp=with_cp))
         check_levels(name, min_level, max_level, self.filter_sizes)
         self.arch = arch
+        self.stem_channels = stem_channels
         self.settings = settings
         self.min_level, self.max_level = min_level, max_level
         self.fusion_method = check_fusion_method(fusion, owner=name)
@@ -459,12 +467,12 @@ class SpineNet(FreezeMixin, BaseModule):
         """Build the stem; return the levels and channels of the stem blocks' outputs."""
         tf_same = self.padding_mode == 'tf_same'
         self.stem_pad = TFSamePad2d(7, 2) if tf_same else nn.Identity()
-        self.stem_conv = ConvModule(in_channels, 64, 7, stride=2, padding=0 if tf_same else 3,
-                                    bias=False, conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg,
+        self.stem_conv = ConvModule(in_channels, self.stem_channels, 7, stride=2,
+                                    padding=0 if tf_same else 3, bias=False, conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg,
                                     act_cfg=self.act_cfg)
         self.stem_pool = strided_max_pool(self.padding_mode)
         self.init_blocks = ModuleList()
-        in_ch = 64
+        in_ch = self.stem_channels
         for _ in range(2):
             group = self._make_block_group('bottleneck', 2, 0., in_channels=in_ch)
             in_ch = group[-1].out_channels

@@ -1,0 +1,113 @@
+"""Channels-last execution (mmdet_spine.models.utils.convert_to_channels_last, ChannelsLastHook)."""
+import copy
+import logging
+from types import SimpleNamespace
+
+import torch
+from mmengine.config import Config
+from mmengine.model import revert_sync_batchnorm
+from mmdet.registry import MODELS
+from mmdet.utils import register_all_modules
+
+import mmdet_spine  # noqa: F401
+from helpers import REPO
+from mmdet_spine.engine import ChannelsLastHook
+from mmdet_spine.models.utils import convert_to_channels_last
+from test_conv_bn_fusion import randomized
+
+register_all_modules()
+RETINANET = f'{REPO}/configs/spinenet/retinanet_spinenet-49s-tiny_8xb8-5e_shapes.py'
+MASK_RCNN = f'{REPO}/configs/spinenet/mask-rcnn_spinenet-49s-tiny_8xb8-8e_shapes.py'
+CL = torch.channels_last
+
+
+def samples(n, size, with_masks=False):
+    from mmdet.structures import DetDataSample
+    from mmdet.structures.mask import BitmapMasks
+    from mmengine.structures import InstanceData
+    out = []
+    for i in range(n):
+        s = DetDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size),
+                                        pad_shape=(size, size), batch_input_shape=(size, size),
+                                        scale_factor=(1.0, 1.0)))
+        boxes = torch.tensor([[10., 12., 60., 70.], [50., 40., 110., 100.]]) + i
+        gt = InstanceData(bboxes=boxes, labels=torch.tensor([0, 1]))
+        if with_masks:
+            m = torch.zeros(2, size, size, dtype=torch.uint8)
+            for j, (x0, y0, x1, y1) in enumerate(boxes.long().tolist()):
+                m[j, y0:y1, x0:x1] = 1
+            gt.masks = BitmapMasks(m.numpy(), size, size)
+        s.gt_instances = gt
+        out.append(s)
+    return out
+
+
+def flat(outputs):
+    if isinstance(outputs, torch.Tensor):
+        return [outputs]
+    return [t for o in outputs for t in flat(o)]
+
+
+def check_same(model_cfg, with_masks, grad_rtol):
+    ref = randomized(model_cfg)
+    cl = copy.deepcopy(ref)
+    params = list(cl.parameters())
+    handles = convert_to_channels_last(cl)
+    # converted in place: same parameter objects, 4-D weights now NHWC
+    assert [id(p) for p in cl.parameters()] == [id(p) for p in params]
+    convs = [m for m in cl.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(m.weight.is_contiguous(memory_format=CL) for m in convs)
+    x = torch.randn(2, 3, 128, 128)
+    data = samples(2, 128, with_masks)
+    with torch.no_grad():
+        feats = cl.extract_feat(x)
+        assert all(f.is_contiguous(memory_format=CL) for f in feats)
+        a, b = flat(ref._forward(x, data)), flat(cl._forward(x, data))
+        assert len(a) == len(b) > 0
+        for u, v in zip(a, b):
+            assert (u - v).abs().max() <= 1e-4 * max(1.0, u.abs().max().item())
+    # training: same losses and gradients (RoIAlign sees NCHW features). BN uses its running
+    # statistics here: batch statistics of the 2x2 P7 maps would amplify float rounding.
+    for m in (ref, cl):
+        m.train()
+        for bn in m.modules():
+            if isinstance(bn, torch.nn.modules.batchnorm._BatchNorm):
+                bn.eval()
+    torch.manual_seed(1)  # Mask R-CNN samples proposals at random
+    la, _ = ref.parse_losses(ref.loss(x, samples(2, 128, with_masks)))
+    torch.manual_seed(1)
+    lb, _ = cl.parse_losses(cl.loss(x, samples(2, 128, with_masks)))
+    assert abs(la.item() - lb.item()) <= 1e-4 * max(1.0, abs(la.item()))
+    la.backward(), lb.backward()
+    ga = torch.cat([p.grad.flatten() for p in ref.parameters() if p.grad is not None])
+    gb = torch.cat([p.grad.flatten() for p in cl.parameters() if p.grad is not None])
+    # RPN proposals whose scores tie within rounding may be ordered differently: a loose bound
+    assert ga.numel() == gb.numel() and (ga - gb).norm() <= grad_rtol * ga.norm()
+    for h in handles:
+        h.remove()
+    return len(handles)
+
+
+def test_retinanet_channels_last_same_outputs_and_grads():
+    assert check_same(Config.fromfile(RETINANET).model, with_masks=False, grad_rtol=1e-4) == 1
+
+
+def test_mask_rcnn_channels_last_keeps_roi_align_nchw():
+    # mmcv's CPU RoIAlign would read NHWC features as NCHW: one hook per RoI extractor
+    assert check_same(Config.fromfile(MASK_RCNN).model, with_masks=True, grad_rtol=1e-2) == 3
+
+
+def test_channels_last_hook_cpu_only():
+    logger = logging.getLogger('test_channels_last')
+    model = revert_sync_batchnorm(MODELS.build(Config.fromfile(RETINANET).model))
+    hook = ChannelsLastHook(devices=('cuda',))
+    hook.before_run(SimpleNamespace(model=model, logger=logger))
+    assert not any(m.weight.is_contiguous(memory_format=CL) and m.weight.shape[-1] > 1
+                   for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    hook = ChannelsLastHook()
+    hook.before_run(SimpleNamespace(model=model, logger=logger))
+    assert all(m.weight.is_contiguous(memory_format=CL)
+               for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert len(hook._handles) == 1
+    hook.after_run(SimpleNamespace(model=model, logger=logger))
+    assert hook._handles == []
