@@ -15,7 +15,7 @@ from helpers import REPO, TINY_CONFIG, load_tool, run_tool
 TOOL = osp.join(REPO, 'tools', 'analysis_tools', 'benchmark.py')
 MASK_RCNN = osp.join(REPO, 'configs', 'spinenet', 'mask-rcnn_spinenet-49s-tiny_8xb8-8e_shapes.py')
 SPINENET_TINY = osp.join(REPO, 'configs', 'spinenet',
-                         'retinanet_spinenet-49s-tiny_8xb8-5e_shapes.py')
+                         'retinanet_spinenet-49s-tiny_8xb8-8e_shapes.py')
 # effdet's worker imports effdet behind the tests' torchvision stand-in (tests/ on its path)
 EFFDET_ENV = dict(MMDET_SPINE_EFFDET_PRELUDE='torchvision_standin',
                   PYTHONPATH=os.pathsep.join(p for p in (osp.join(REPO, 'tests'),
@@ -301,6 +301,22 @@ def test_benchmark_compiled_channels_last_fused(tmp_path):
     assert pair['reference']['options'] == dict(channels_last=True, inductor_freezing=True)
     assert proc.stdout.count('compare backbone batch 1: ours compiled') == 2
     assert 'compare network batch 1: ours compiled' in proc.stdout
+
+
+def test_benchmark_train_only(tmp_path):
+    """``--train-only`` times the training step and nothing else (no inference, no pairs
+    where there is no reference training step)."""
+    out = tmp_path / 'bench.json'
+    proc = run_tool([TOOL, TINY_CONFIG, '--input-size', '64', '--train-only', '--train-batch',
+                     '2', '--runs', '2', '--warmup', '0', '--no-flops', '--compare', '--pause',
+                     '0', '--json', str(out)])
+    r = json.loads(out.read_text())['results'][0]
+    assert 'latency' not in r and 'compare' not in r
+    check_stats(r['train'], runs=2)
+    assert r['train']['batch'] == 2 and r['train']['mode'] == 'eager'
+    assert 'no reference training step' in r['train']['compare']['skipped']
+    assert f"| tiny_retinanet_shapes.py | 64x64 | {r['params'] / 1e6:.2f} | - | 2 | - | - |" \
+        in proc.stdout
 
 
 def test_bad_device_is_refused():

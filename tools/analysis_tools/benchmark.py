@@ -15,7 +15,9 @@ What is timed:
   NMS and the RoI heads) on a ready, normalised input tensor;
 - ``end2end``: ``model.predict`` (network + box decoding + NMS, boxes in input coordinates),
   same input; data loading and the data preprocessor are excluded from both;
-- ``train step`` (``--train``): forward + losses + backward + SGD step on random boxes.
+- ``train step`` (``--train``; ``--train-only`` skips the inference measurements): forward +
+  losses (anchor assignment included) + backward + SGD step on random boxes (3 per image),
+  eagerly.
 
 With ``--compare`` the reference implementation runs in a worker process beside this one, its
 runs alternating with ours (ours, reference, ours, ...) so that load from other processes hits
@@ -64,8 +66,9 @@ Usage::
 
     python tools/analysis_tools/benchmark.py CONFIG [CONFIG ...] [--device cpu|cuda]
         [--input-size 640 | 512x768] [--batch-sizes 1 8] [--runs 10] [--warmup 2]
-        [--fuse-conv-bn] [--channels-last] [--compile] [--train [--train-batch 2]]
-        [--no-end2end] [--no-flops] [--compare] [--pause 1.0] [--threads N] [--json out.json]
+        [--fuse-conv-bn] [--channels-last] [--compile] [--train | --train-only]
+        [--train-batch 2] [--no-end2end] [--no-flops] [--compare [--reference NAME]]
+        [--tf-python PATH] [--pause 1.0] [--threads N] [--json out.json]
         [--cfg-options model.bbox_head.num_classes=91]
 """
 import argparse
@@ -158,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help='time only the network forward, not predict() with NMS')
     p.add_argument('--no-flops', action='store_true', help='skip the FLOP count')
     p.add_argument('--train', action='store_true', help='also time one training step')
+    p.add_argument('--train-only', action='store_true',
+                   help='time only the training step (with --compare: against the '
+                        "reference's), no inference")
     p.add_argument('--train-batch', type=positive_int, default=2,
                    help='batch of the training step (default 2)')
     p.add_argument('--compare', action='store_true',
@@ -459,7 +465,9 @@ class WorkerReference:
     ..., "runs": {RUN: {"mode": ..., ...}}}`` once built, then answers ``{"batch": B}`` (new
     input, optionally with ground truths; untimed first runs) and ``{"run": RUN}`` ->
     ``{"seconds": s}``. Running it apart keeps its imports (TensorFlow; effdet, which needs a
-    torchvision stand-in) out of this process.
+    torchvision stand-in) out of this process. Replies are read when needed, so the worker
+    builds its model (and, with ``prepare``, its first input: tracing, compiling) while this
+    process builds and compiles ours.
 
     Args:
         cmd (list[str]): The worker's command line (with ``--serve``).
@@ -471,10 +479,29 @@ class WorkerReference:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True, bufsize=1, cwd=REPO)
         self.worker = cmd[1]
-        hello = self._read()
-        self.name, self.params = hello['name'], hello['params']
-        self.runs = hello['runs']  # run name -> {mode, options, ...}
+        self._hello = None
+        self._pending = 0  # replies to prepared inputs, not read yet
         self.batch = None
+
+    @property
+    def hello(self) -> dict:
+        """The worker's ready line (waits for it)."""
+        if self._hello is None:
+            self._hello = self._read()
+        return self._hello
+
+    @property
+    def name(self) -> str:
+        return self.hello['name']
+
+    @property
+    def params(self) -> int:
+        return self.hello['params']
+
+    @property
+    def runs(self) -> Dict[str, dict]:
+        """Run name -> ``{mode, options, ...}`` as the worker reports it."""
+        return self.hello['runs']
 
     def _read(self) -> dict:
         line = self.proc.stdout.readline()
@@ -483,9 +510,30 @@ class WorkerReference:
                                f'{self.worker} by hand to see why')
         return json.loads(line)
 
-    def _ask(self, **msg) -> dict:
+    def _send(self, msg: dict) -> None:
         self.proc.stdin.write(json.dumps(msg) + '\n')
+        self.proc.stdin.flush()
+
+    def wait(self) -> None:
+        """Wait until the worker has built every prepared input (it is idle after), so
+        that its building never overlaps a timed run of ours."""
+        self.hello  # noqa: B018 (the ready line comes first)
+        for _ in range(self._pending):
+            self._read()
+        self._pending = 0
+
+    def _ask(self, **msg) -> dict:
+        self._send(msg)
+        self.wait()
         return self._read()
+
+    def prepare(self, batch: int, targets: Optional[list] = None) -> None:
+        """Ask for a new input of ``batch`` now (the worker builds it and runs every run
+        once, untimed) and read the reply when the first run is timed."""
+        self._send(dict(batch=batch) if targets is None else dict(batch=batch,
+                                                                  targets=targets))
+        self._pending += 1
+        self.batch = batch
 
     def describe(self, run: str) -> dict:
         """The reference side of a pair: name, run, mode, options (as the worker says)."""
@@ -497,10 +545,7 @@ class WorkerReference:
 
         def fn():
             if self.batch != batch:
-                msg = dict(batch=batch) if targets is None else dict(batch=batch,
-                                                                     targets=targets)
-                self._ask(**msg)  # builds the input, runs every run once (not timed)
-                self.batch = batch
+                self.prepare(batch, targets)
             return self._ask(run=run)['seconds']
         return fn
 
@@ -718,6 +763,9 @@ def train_step(model: nn.Module, cfg, size: tuple, batch: int, runs: int, warmup
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     samples = make_samples(batch, size, num_classes_of(model), True, with_masks, device)
+    targets = sample_targets(samples)
+    if reference is not None:
+        reference.prepare(batch, targets)  # TF traces its steps while ours warms up
 
     def step():
         optim.zero_grad(set_to_none=True)
@@ -726,8 +774,9 @@ def train_step(model: nn.Module, cfg, size: tuple, batch: int, runs: int, warmup
         optim.step()
     fns = [timed(step, device)]
     ref_runs = list(reference.runs) if reference is not None else []
-    targets = sample_targets(samples)
     fns += [reference.runner(batch, run, targets) for run in ref_runs]
+    if reference is not None:
+        reference.wait()
     times = alternate_runs(fns, runs, warmup, pause)
     ours = dict(mode='eager', part='training step (forward, losses incl. anchor assignment, '
                 'backward, SGD)', options=dict(channels_last=channels_last, sgd=TRAIN_SGD))
@@ -763,7 +812,7 @@ def benchmark_config(path: str, args, device: torch.device, threads: int) -> dic
         result['flops_note'] = FLOPS_NOTE
         print(f'   FLOPs {result["flops"] / 1e9:.3f} G (multiply-adds; '
               f'{time.perf_counter() - start:.0f} s to count)', flush=True)
-    if args.train:
+    if args.train or args.train_only:
         train_ref, why = None, None
         if args.compare:
             train_ref, why = build_train_reference(cfg, args, size, model, device, threads)
@@ -783,7 +832,14 @@ def benchmark_config(path: str, args, device: torch.device, threads: int) -> dic
             print(f'   compare train step: skipped ({why})', flush=True)
         for pair in t.get('compare', {}).get('pairs', []):
             print(pair_line(pair, 'train step'), flush=True)
+    if args.train_only:
+        return result
 
+    reference, ref_part = None, None
+    if args.compare:  # started first: it builds (compiles) its model while we do ours
+        reference, ref_part = build_reference(cfg, args, size, model, device, threads)
+        if reference is not None:
+            reference.prepare(args.batch_sizes[0])
     infer = model
     if args.fuse_conv_bn:
         from mmdet_spine.models.utils import count_norm_layers, fuse_conv_bn_for_inference
@@ -822,13 +878,11 @@ def benchmark_config(path: str, args, device: torch.device, threads: int) -> dic
         print(f'   compiled in {time.perf_counter() - start:.0f} s; outputs differ from eager '
               f'by {diff:.2e} at most (largest output {scale:.3g})', flush=True)
 
-    reference, ref_part = None, None
     ours_side = dict(mode='compiled' if args.compile else 'eager', part='network',
                      options=dict(fuse_conv_bn=args.fuse_conv_bn,
                                   channels_last=args.channels_last,
                                   inductor_freezing=args.compile))
     if args.compare:
-        reference, ref_part = build_reference(cfg, args, size, model, device, threads)
         if reference is None:
             result['compare'] = dict(skipped=ref_part)
             print(f'   compare: skipped ({ref_part})', flush=True)
@@ -875,6 +929,8 @@ def benchmark_config(path: str, args, device: torch.device, threads: int) -> dic
                 net()
                 if reference is not None and ref_part == 'backbone':
                     part()
+            if reference is not None:
+                reference.wait()
             times = alternate_runs(fns, args.runs, args.warmup, args.pause)
             entry = dict(network=summarize(times[0]))
             entry['network']['images_per_s'] = batch / (entry['network']['median_ms'] / 1e3)
@@ -904,7 +960,8 @@ def benchmark_config(path: str, args, device: torch.device, threads: int) -> dic
 
 
 def print_table(results: List[dict]) -> None:
-    """One markdown row per config and batch size."""
+    """One markdown row per config and batch size (``--train-only``: per config; ours/ref is
+    then the training step's first pair)."""
     print('\n' + FLOPS_NOTE + '; latency = median of the timed runs; "network" = '
           'model._forward (no NMS), "end2end" = model.predict (with NMS); ours/ref = the '
           "batch's first compared pair (every pair is printed above)")
@@ -913,7 +970,7 @@ def print_table(results: List[dict]) -> None:
     print(head)
     print('|' + '---|' * (head.count('|') - 1))
     for r in results:
-        for batch, e in r['latency'].items():
+        for batch, e in r.get('latency', {}).items():
             cmp_ = next((p for p in r.get('compare', {}).get('pairs', [])
                          if str(p['batch']) == batch), None)
             train = r.get('train', {}).get('median_ms')
@@ -925,6 +982,15 @@ def print_table(results: List[dict]) -> None:
                      f"{e['network']['images_per_s']:.2f}", f"{e['peak_memory_mib']:.0f}",
                      '-' if train is None else f'{train:.0f}',
                      '-' if cmp_ is None else f"{cmp_['ratio']:.3f}"]
+            print('| ' + ' | '.join(str(c) for c in cells) + ' |')
+        if 'latency' not in r and 'train' in r:  # --train-only: the train step's row
+            t = r['train']
+            pair = next(iter(t.get('compare', {}).get('pairs', [])), None)
+            cells = [osp.basename(r['config']), f"{r['input_size'][0]}x{r['input_size'][1]}",
+                     f"{r['params'] / 1e6:.2f}",
+                     f"{r['flops'] / 1e9:.2f}" if 'flops' in r else '-', t['batch'], '-', '-',
+                     f"{t['images_per_s']:.2f}", f"{t['peak_memory_mib']:.0f}",
+                     f"{t['median_ms']:.0f}", '-' if pair is None else f"{pair['ratio']:.3f}"]
             print('| ' + ' | '.join(str(c) for c in cells) + ' |')
 
 
