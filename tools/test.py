@@ -2,8 +2,12 @@
 
 Usage:
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl]
-                         [--show-dir DIR] [--cfg-options k=v ...] [--launcher pytorch]
-                         [--traceback]
+                         [--show-dir DIR] [--fuse-conv-bn] [--cfg-options k=v ...]
+                         [--launcher pytorch] [--traceback]
+
+``--fuse-conv-bn`` folds every batch norm into its conv after loading (mmdet 2.x's flag):
+faster CPU inference, network outputs checked on the first batch (within 1e-4 relative).
+On the CPU the default runtime's ``ChannelsLastHook`` already runs the model channels-last.
 
 A checkpoint written by mmdet-spine is verified against its sha256 record before it is used;
 bad input is one line on stderr (exit code 2).
@@ -24,6 +28,9 @@ def parse_args():
     parser.add_argument('--show-dir', help='save drawn predictions under '
                         'work_dir/<timestamp>/SHOW_DIR')
     parser.add_argument('--wait-time', type=float, default=2, help='interval of --show (s)')
+    parser.add_argument('--fuse-conv-bn', action='store_true',
+                        help='fold batch norms into the convs for a faster inference (outputs '
+                             'checked on the first batch)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -63,6 +70,8 @@ def main():
         raise UserError(f'--out must name a .pkl file, got {args.out}')
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
+    if args.fuse_conv_bn:
+        cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [dict(type='FuseConvBNHook')]
     setup_distributed(cfg, args.launcher)
     with registry_hint(cfg):
         runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)

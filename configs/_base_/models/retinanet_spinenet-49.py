@@ -26,7 +26,8 @@ model = dict(
                               center_offset=0.5),
         bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[.0, .0, .0, .0],
                         target_stds=[1.0, 1.0, 1.0, 1.0]),
-        loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=1.5, alpha=0.25, loss_weight=1.0),
+        loss_cls=dict(type='FusedFocalLoss', use_sigmoid=True, gamma=1.5, alpha=0.25,
+                      loss_weight=1.0),
         loss_bbox=dict(type='SmoothL1Loss', beta=0.1, loss_weight=1.25)),
     train_cfg=dict(
         assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.5, min_pos_iou=0,

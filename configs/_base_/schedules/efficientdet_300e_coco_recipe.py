@@ -28,6 +28,7 @@ custom_hooks = [
     dict(type='FlushDenormalHook'),
     dict(type='NonFiniteLossHook'),
     dict(type='EpochSeedHook'),
+    dict(type='ChannelsLastHook'),
     dict(type='EMAHook', ema_type='ExponentialMovingAverage', momentum=0.0002,
          update_buffers=True, priority=49),
 ]

@@ -16,7 +16,7 @@ from mmdet_spine.models.utils import convert_to_channels_last
 from test_conv_bn_fusion import randomized
 
 register_all_modules()
-RETINANET = f'{REPO}/configs/spinenet/retinanet_spinenet-49s-tiny_8xb8-5e_shapes.py'
+RETINANET = f'{REPO}/configs/spinenet/retinanet_spinenet-49s-tiny_8xb8-8e_shapes.py'
 MASK_RCNN = f'{REPO}/configs/spinenet/mask-rcnn_spinenet-49s-tiny_8xb8-8e_shapes.py'
 CL = torch.channels_last
 
@@ -101,11 +101,11 @@ def test_channels_last_hook_cpu_only():
     logger = logging.getLogger('test_channels_last')
     model = revert_sync_batchnorm(MODELS.build(Config.fromfile(RETINANET).model))
     hook = ChannelsLastHook(devices=('cuda',))
-    hook.before_run(SimpleNamespace(model=model, logger=logger))
+    hook.before_train(SimpleNamespace(model=model, logger=logger))
     assert not any(m.weight.is_contiguous(memory_format=CL) and m.weight.shape[-1] > 1
                    for m in model.modules() if isinstance(m, torch.nn.Conv2d))
     hook = ChannelsLastHook()
-    hook.before_run(SimpleNamespace(model=model, logger=logger))
+    hook.before_train(SimpleNamespace(model=model, logger=logger))
     assert all(m.weight.is_contiguous(memory_format=CL)
                for m in model.modules() if isinstance(m, torch.nn.Conv2d))
     assert len(hook._handles) == 1
