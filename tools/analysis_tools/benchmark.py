@@ -757,11 +757,12 @@ def train_step(model: nn.Module, cfg, size: tuple, batch: int, runs: int, warmup
     ground truths and ``compare`` holds one pair per reference run.
     """
     model = copy.deepcopy(model).train()
+    if channels_last:  # as training does (ChannelsLastHook): weights NHWC, inputs hooked
+        from mmdet_spine.models.utils import convert_to_channels_last
+        convert_to_channels_last(model)
     optim = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], **TRAIN_SGD)
     with_masks = bool(getattr(getattr(model, 'roi_head', None), 'with_mask', False))
     x = torch.randn(batch, 3, *size, device=device)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
     samples = make_samples(batch, size, num_classes_of(model), True, with_masks, device)
     targets = sample_targets(samples)
     if reference is not None:
