@@ -48,6 +48,30 @@ def flat(outputs):
     return [t for o in outputs for t in flat(o)]
 
 
+def same_proposals(ref, cl):
+    """The RoI heads of both models train on the reference's RPN proposals.
+
+    Proposals are rounded differently in the two layouts (measured: up to 7e-4 px), and one
+    that crosses an IoU threshold or swaps places with a tied score changes which RoIs are
+    sampled, so end-to-end losses of random-init Mask R-CNNs differ by ~0.3 %. Each model's
+    RPN still computes its own losses (and gradients); only the proposals handed on are the
+    reference's, so the RoI heads, RoIAlign included, are compared on identical boxes."""
+    ref_rpn, cl_rpn, handed = ref.rpn_head.loss_and_predict, cl.rpn_head.loss_and_predict, []
+
+    def ref_loss_and_predict(*args, **kwargs):
+        losses, proposals = ref_rpn(*args, **kwargs)
+        handed[:] = [copy.deepcopy(proposals)]
+        return losses, proposals
+
+    def cl_loss_and_predict(*args, **kwargs):
+        losses, proposals = cl_rpn(*args, **kwargs)
+        assert len(proposals) == len(handed[0])
+        return losses, handed.pop()
+
+    ref.rpn_head.loss_and_predict = ref_loss_and_predict
+    cl.rpn_head.loss_and_predict = cl_loss_and_predict
+
+
 def check_same(model_cfg, with_masks, grad_rtol):
     ref = randomized(model_cfg)
     cl = copy.deepcopy(ref)
@@ -73,7 +97,9 @@ def check_same(model_cfg, with_masks, grad_rtol):
         for bn in m.modules():
             if isinstance(bn, torch.nn.modules.batchnorm._BatchNorm):
                 bn.eval()
-    torch.manual_seed(1)  # Mask R-CNN samples proposals at random
+    if hasattr(ref, 'rpn_head'):
+        same_proposals(ref, cl)
+    torch.manual_seed(1)  # Mask R-CNN samples anchors and proposals at random
     la, _ = ref.parse_losses(ref.loss(x, samples(2, 128, with_masks)))
     torch.manual_seed(1)
     lb, _ = cl.parse_losses(cl.loss(x, samples(2, 128, with_masks)))
@@ -81,7 +107,6 @@ def check_same(model_cfg, with_masks, grad_rtol):
     la.backward(), lb.backward()
     ga = torch.cat([p.grad.flatten() for p in ref.parameters() if p.grad is not None])
     gb = torch.cat([p.grad.flatten() for p in cl.parameters() if p.grad is not None])
-    # RPN proposals whose scores tie within rounding may be ordered differently: a loose bound
     assert ga.numel() == gb.numel() and (ga - gb).norm() <= grad_rtol * ga.norm()
     for h in handles:
         h.remove()
@@ -94,7 +119,8 @@ def test_retinanet_channels_last_same_outputs_and_grads():
 
 def test_mask_rcnn_channels_last_keeps_roi_align_nchw():
     # mmcv's CPU RoIAlign would read NHWC features as NCHW: one hook per RoI extractor
-    assert check_same(Config.fromfile(MASK_RCNN).model, with_masks=True, grad_rtol=1e-2) == 3
+    # (gradients measured 4e-5 apart: the random-init mask logits reach ~500)
+    assert check_same(Config.fromfile(MASK_RCNN).model, with_masks=True, grad_rtol=1e-3) == 3
 
 
 def test_channels_last_hook_cpu_only():
