@@ -1,5 +1,7 @@
 """Channels-last execution (mmdet_spine.models.utils.convert_to_channels_last, ChannelsLastHook)."""
 import copy
+import subprocess
+import sys
 import logging
 from types import SimpleNamespace
 
@@ -137,3 +139,33 @@ def test_channels_last_hook_cpu_only():
     assert len(hook._handles) == 1
     hook.after_run(SimpleNamespace(model=model, logger=logger))
     assert hook._handles == []
+
+
+STRIDED_1X1 = '''
+import torch, torch.nn as nn
+from mmdet_spine.models.utils import convert_to_channels_last
+torch.manual_seed(0)
+model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 16, 1, stride=2),
+                      nn.Conv2d(16, 32, 1, stride=2))
+ref = [m.weight.detach().clone() for m in model]
+handles = convert_to_channels_last(model)
+seen = []
+model[1].register_forward_hook(lambda m, a, out: seen.append(a[0].is_contiguous()))
+for _ in range(3):
+    model(torch.randn(2, 3, 128, 128)).sum().backward()
+print(len(handles), [tuple(m.weight.stride()) for m in model], seen, model[1].weight.grad.norm() > 0)
+'''
+
+
+def test_strided_1x1_convs_with_few_input_channels_stay_nchw():
+    """oneDNN's channels-last weight gradient of a 1x1 stride-2 conv with 2-15 input channels
+    corrupts the heap on AVX-512 CPUs (measured with torch 2.13: SIGSEGV / "double free or
+    corruption" in the first backward): such convs keep NCHW weights and inputs. Run in a
+    subprocess, as the bug kills the process."""
+    proc = subprocess.run([sys.executable, '-c', STRIDED_1X1], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    # 2 hooks: the model's input, conv 1's input; conv 1 (8 -> 16, 1x1, stride 2) keeps NCHW
+    # strides and gets NCHW inputs, conv 2 (16 input channels) and conv 0 are converted
+    assert proc.stdout.split('\n')[-2] == (
+        '2 [(27, 1, 9, 3), (8, 1, 1, 1), (16, 1, 16, 16)] [True, True, True] tensor(True)')
