@@ -32,8 +32,3 @@ auto_scale_lr = dict(enable=False, base_batch_size=32)
 default_hooks = dict(logger=dict(interval=10),
                      checkpoint=dict(interval=max_epochs, max_keep_ckpts=1))
 randomness = dict(seed=0)
-# Classification stays NCHW for now: channels-last (the default runtime's ChannelsLastHook)
-# took the tiny shapes classifier from top-1 80.0 to 61.7 with the same seed (measured);
-# not understood yet, so it is off here until it is.
-custom_hooks = [dict(type='FlushDenormalHook'), dict(type='NonFiniteLossHook'),
-                dict(type='EpochSeedHook')]

@@ -9,12 +9,14 @@ import re
 from helpers import REPO, run_tool
 
 CONFIG = 'configs/spinenet_cls/spinenet-49s-tiny_1xb32-10e_shapes-cls.py'
-#: 6 classes x 100 training images at 32 px, 10 epochs (190 iterations of 32); chance is 1/6.
-TINY = dict(num_train_per_class=100, num_val_per_class=10, img_size=32, seed=0)
-EPOCHS = 10
-#: Measured 82-88 % on the 60 val images for seeds 1 and 2 while writing the test (seed 0
-#: passes); the floor leaves room for noise.
-TOP1_FLOOR = 70.0
+#: 6 classes x 100 training images at 32 px, 20 epochs (380 iterations of 32), 180 val
+#: images; chance is 1/6.
+TINY = dict(num_train_per_class=100, num_val_per_class=30, img_size=32, seed=0)
+EPOCHS = 20
+#: Measured 93.9-98.3 % (training seeds 0 and 1, NCHW and channels-last, 1 thread). 10 epochs
+#: were too few for a floor: 63-82 % over seeds, layouts and thread counts (60-180 val
+#: images), which once read as channels-last costing accuracy.
+TOP1_FLOOR = 85.0
 
 
 def _options(root):
