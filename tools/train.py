@@ -19,7 +19,9 @@ def parse_args():
     parser = argparse.ArgumentParser(description='Train a detector')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
-    parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
+    parser.add_argument('--amp', action='store_true',
+                        help='automatic mixed precision (GPU: fp16 with loss scaling or the '
+                             "config's dtype; CPU: bfloat16 autocast)")
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr by the actual batch size / auto_scale_lr.base_batch_size')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
@@ -55,8 +57,17 @@ def main():
     setup_cache_size_limit_of_dynamo()
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
     if args.amp:
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.loss_scale = 'dynamic'
+        import torch
+        from mmdet_spine.engine import cpu_has_native_bf16
+        if torch.cuda.is_available():
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.loss_scale = 'dynamic'
+        else:  # bfloat16 autocast on the CPU (mmengine's AmpOptimWrapper needs a GPU)
+            cfg.optim_wrapper.type = 'CPUAmpOptimWrapper'
+            cfg.optim_wrapper.pop('loss_scale', None)
+            if not cpu_has_native_bf16():
+                print('--amp: this CPU has no native bfloat16 (AMX / AVX-512 BF16); oneDNN '
+                      'emulates it, which is slower than float32', file=sys.stderr)
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
             raise UserError('--auto-scale-lr needs auto_scale_lr = dict(base_batch_size=...) '

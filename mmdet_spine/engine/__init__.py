@@ -13,6 +13,7 @@ from .atomic_checkpoint import (ATOMIC_BACKEND, AtomicCheckpointHook, AtomicLoca
                                 verify_checkpoint)
 from .checkpoint_loading import ShapeMismatchReportHook, report_shape_mismatches, shape_mismatches
 from .checkpoint_safety import SAFE_SCHEMES, download_checkpoint, install_safe_loaders
+from .cpu_amp import CPUAmpOptimWrapper, cpu_has_native_bf16
 from .distributed import setup_distributed
 from .hooks import ChannelsLastHook, FlushDenormalHook, FuseConvBNHook
 from .nonfinite_loss import NonFiniteLossError, NonFiniteLossHook
@@ -22,9 +23,10 @@ from .runner import SpineRunner
 install_safe_loaders()
 
 __all__ = ['ATOMIC_BACKEND', 'ChannelsLastHook', 'AtomicCheckpointHook', 'AtomicLocalBackend',
-           'CheckpointIntegrityError', 'CheckpointSafetyError', 'EpochSeedHook',
+           'CheckpointIntegrityError', 'CheckpointSafetyError', 'CPUAmpOptimWrapper',
+           'EpochSeedHook',
            'FlushDenormalHook', 'FuseConvBNHook', 'MMENGINE_CHECKPOINT_GLOBALS', 'NonFiniteLossError',
            'NonFiniteLossHook', 'SAFE_SCHEMES', 'ShapeMismatchReportHook', 'SpineRunner',
            'TrainingAborted', 'UserError', 'atomic_save_checkpoint', 'download_checkpoint',
            'find_resumable_checkpoint', 'install_safe_loaders', 'report_shape_mismatches',
-           'safe_torch_load', 'setup_distributed', 'shape_mismatches', 'verify_checkpoint']
+           'cpu_has_native_bf16', 'safe_torch_load', 'setup_distributed', 'shape_mismatches', 'verify_checkpoint']

@@ -105,3 +105,16 @@ def test_dist_train_two_processes_on_cpu(tiny_shapes, tmp_path):
     with open(scalars[0]) as f:
         iters = [json.loads(line)['iter'] for line in f if '"loss"' in line]
     assert iters[-1] == 2
+
+
+def test_amp_on_the_cpu_trains_in_bfloat16(tiny_shapes, tmp_path):
+    """``--amp`` without CUDA: mmengine's AmpOptimWrapper needs a GPU, so the CPU gets
+    bfloat16 autocast (CPUAmpOptimWrapper) and the run trains and saves as usual."""
+    wd = str(tmp_path / 'work')
+    proc = run_tool(['tools/train.py', TINY_CONFIG, '--work-dir', wd, '--amp',
+                     '--cfg-options', 'train_cfg.max_epochs=1'], shapes_root=tiny_shapes)
+    assert 'CPUAmpOptimWrapper: bfloat16 autocast on the CPU' in proc.stdout + proc.stderr
+    ckpt = torch.load(osp.join(wd, 'epoch_1.pth'), map_location='cpu', weights_only=False)
+    assert ckpt['meta']['iter'] == 2
+    assert all(v.dtype == torch.float32 for v in ckpt['state_dict'].values()
+               if v.is_floating_point())

@@ -1,5 +1,6 @@
 """One training step of each config family under mmengine's ``AmpOptimWrapper`` with
-``dtype='bfloat16'`` (what ``tools/train.py --amp`` builds, with bf16 as on recent GPUs).
+``dtype='bfloat16'`` (what ``tools/train.py --amp`` builds on a GPU, with bf16 as on recent
+GPUs) and under our ``CPUAmpOptimWrapper`` (what it builds on the CPU).
 
 mmengine's ``AmpOptimWrapper`` refuses to be built without an accelerator; its autocast and
 (disabled-on-CPU) grad scaler otherwise run on the CPU, so the test replaces only that device
@@ -26,12 +27,13 @@ FAMILIES = {
 SIZE = 128
 
 
+@pytest.mark.parametrize('wrapper_type', ['AmpOptimWrapper', 'CPUAmpOptimWrapper'])
 @pytest.mark.parametrize('family', sorted(FAMILIES))
-def test_bf16_amp_step_is_finite(family, monkeypatch):
-    from mmdet.registry import MODELS
-    from mmengine.optim import AmpOptimWrapper
+def test_bf16_amp_step_is_finite(family, wrapper_type, monkeypatch):
+    from mmdet.registry import MODELS, OPTIM_WRAPPERS
     from mmengine.optim.optimizer import amp_optimizer_wrapper
-    monkeypatch.setattr(amp_optimizer_wrapper, 'is_cuda_available', lambda: True)
+    if wrapper_type == 'AmpOptimWrapper':
+        monkeypatch.setattr(amp_optimizer_wrapper, 'is_cuda_available', lambda: True)
     torch.set_num_threads(1)
     cfg = Config.fromfile(f'{REPO}/{FAMILIES[family]}')
     neck = cfg.model.get('neck')
@@ -41,8 +43,8 @@ def test_bf16_amp_step_is_finite(family, monkeypatch):
     torch.manual_seed(0)
     model = revert_sync_batchnorm(MODELS.build(cfg.model))
     model.train()
-    wrapper = AmpOptimWrapper(dtype='bfloat16',
-                              optimizer=torch.optim.SGD(model.parameters(), lr=0.01))
+    wrapper = OPTIM_WRAPPERS.build(dict(type=wrapper_type, dtype='bfloat16',
+                                        optimizer=torch.optim.SGD(model.parameters(), lr=0.01)))
     conv_dtypes = set()
     # the last backbone conv: never frozen (SpineResNet's configs freeze the stem)
     conv = [m for m in model.backbone.modules() if isinstance(m, torch.nn.Conv2d)][-1]
@@ -80,3 +82,16 @@ def test_float32_roi_extractor_equals_mmdet_and_pools_bf16_features():
         out = ours(tuple(f.bfloat16() for f in feats), rois)
     assert out.dtype == torch.float32 and out.shape == (3, 4, 7, 7)
     assert (out - expected).abs().max() < 0.05  # only the bf16 rounding of the inputs
+
+
+def test_cpu_amp_wrapper_refuses_float16_and_reads_cpu_flags(tmp_path):
+    from mmdet_spine.engine import CPUAmpOptimWrapper, cpu_has_native_bf16
+    from mmdet_spine.errors import ConfigError
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.ones(1))], lr=0.1)
+    with pytest.raises(ConfigError, match="dtype='float16'; valid choices: 'bfloat16'"):
+        CPUAmpOptimWrapper(dtype='float16', optimizer=opt)
+    for flags, native in (('fpu avx2 fma', False), ('avx2 avx512f avx512_bf16', True),
+                          ('avx2 amx_tile amx_bf16', True)):
+        info = tmp_path / 'cpuinfo'
+        info.write_text(f'processor\t: 0\nflags\t\t: {flags}\n')
+        assert cpu_has_native_bf16(str(info)) is native
