@@ -3,7 +3,10 @@
 # generated shapes dataset on a CPU in 8 epochs, with a GIoU box loss on decoded boxes.
 # Why these choices (measured, README "Two commands"): the narrower net steps in 0.54x the
 # time of the previous 0.35x / 64-channel-stem model (with channels-last and the fused focal
-# loss), so 8 epochs take less time than its 5 did; GIoU lifts mAP@[.5:.95] at high IoUs.
+# loss), so 8 epochs take less time than its 5 did; GIoU lifts mAP@[.5:.95] at high IoUs;
+# square anchors only (3 scales per level instead of 3 scales x 3 ratios: the shapes' boxes
+# are close to square): mAP 0.80-0.83 over six runs (9 anchors: 0.807 in one), a 7 % faster
+# step.
 _base_ = [
     '../_base_/models/retinanet_spinenet-49.py',
     '../_base_/datasets/shapes_detection.py',
@@ -18,6 +21,7 @@ model = dict(
                   drop_path_rate=0.0, zero_init_residual=True),
     bbox_head=dict(num_classes=3, in_channels=64, feat_channels=64, stacked_convs=2,
                    norm_cfg=norm_cfg, act_cfg=dict(type='ReLU'), reg_decoded_bbox=True,
+                   anchor_generator=dict(ratios=[1.0]),
                    loss_bbox=dict(_delete_=True, type='GIoULoss', loss_weight=2.0)))
 max_epochs = 8
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)

@@ -275,9 +275,9 @@ def test_benchmark_tf_spinenet_compare(tmp_path):
     assert with_labeler['reference']['options']['num_classes_tf'] == 4
     # the full SpineNet-49S backbone (128-channel endpoints) + the head: per tower (class,
     # box) a 3x3 conv 128 -> 64 and one 64 -> 64, shared by the levels, a BN per level after
-    # each, and the 3x3 output conv: 9 anchors x 4 classes, 9 anchors x 4 deltas
+    # each, and the 3x3 output conv: 3 (square) anchors x 4 classes, 3 anchors x 4 deltas
     tower = (9 * 128 * 64 + 64) + (9 * 64 * 64 + 64) + 2 * 5 * 2 * 64
-    assert train['reference_params'] == 9089215 + 2 * tower + 2 * (9 * 64 * 36 + 36)
+    assert train['reference_params'] == 9089215 + 2 * tower + 2 * (9 * 64 * 12 + 12)
     assert 'labeler in step' in proc.stdout and 'targets precomputed' in proc.stdout
 
 
