@@ -426,6 +426,19 @@ class NetworkForward(nn.Module):
         return self.model._forward(x, self.samples)
 
 
+def changed_outputs(model: nn.Module, transform: Callable[[nn.Module], nn.Module],
+                    example: Callable[[nn.Module], object]):
+    """``(transform(model), largest output difference, largest output)``, the outputs of
+    ``example`` before and after the transform (no gradients)."""
+    with torch.no_grad():
+        before = flatten(example(model))
+    new = transform(model)
+    with torch.no_grad():
+        after = flatten(example(new))
+    diff = max((a - b).abs().max().item() for a, b in zip(before, after))
+    return new, diff, max(a.abs().max().item() for a in before)
+
+
 def count_flops(model: nn.Module, size: tuple, device: torch.device) -> dict:
     """FLOPs (multiply-adds) of the network forward on one ``size`` image, by operator."""
     from mmengine.analysis import FlopAnalyzer
@@ -846,19 +859,16 @@ def benchmark_config(path: str, args, device: torch.device, threads: int) -> dic
         if reference is not None:
             reference.prepare(args.batch_sizes[0])
     infer = model
+    x1 = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(1)).to(device)
+    s1 = make_samples(1, size, 1, False, False, device)
+
+    def example(m):
+        return m._forward(x1, s1)
     if args.fuse_conv_bn:
         from mmdet_spine.models.utils import count_norm_layers, fuse_conv_bn_for_inference
-        x1 = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(1)).to(device)
-        s1 = make_samples(1, size, 1, False, False, device)
-        with torch.no_grad():
-            before = model._forward(x1, s1)
-        infer = fuse_conv_bn_for_inference(copy.deepcopy(model),
-                                           example=lambda m: m._forward(x1, s1))
-        with torch.no_grad():
-            after = infer._forward(x1, s1)
+        infer, diff, scale = changed_outputs(
+            model, lambda m: fuse_conv_bn_for_inference(copy.deepcopy(m), example), example)
         result['settings']['norm_layers_after_fusion'] = count_norm_layers(infer)
-        diff = max((a - b).abs().max().item() for a, b in zip(flatten(before), flatten(after)))
-        scale = max(a.abs().max().item() for a in flatten(before))
         result['settings']['fusion_max_abs_diff'] = diff
         result['settings']['fusion_max_rel_diff'] = diff / max(scale, 1e-12)
         print(f'   fused BN into convs: {count_norm_layers(infer)} norm layers left; outputs '
@@ -867,19 +877,16 @@ def benchmark_config(path: str, args, device: torch.device, threads: int) -> dic
         infer = infer.to(memory_format=torch.channels_last)
     if args.fuse_conv_act:
         from mmdet_spine.models.utils import fuse_conv_act_for_inference
-        x1 = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(1)).to(device)
-        s1 = make_samples(1, size, 1, False, False, device)
-        with torch.no_grad():
-            before = flatten(infer._forward(x1, s1))
-        fused = fuse_conv_act_for_inference(infer, lambda m: m._forward(x1, s1))
-        with torch.no_grad():
-            after = flatten(infer._forward(x1, s1))
-        diff = max((a - b).abs().max().item() for a, b in zip(before, after))
-        scale = max(a.abs().max().item() for a in before)
-        result['settings'].update(convs_fused_with_activation=fused,
+        fused = {}
+
+        def fuse_acts(m):
+            fused['convs'] = fuse_conv_act_for_inference(m, example)
+            return m
+        infer, diff, scale = changed_outputs(infer, fuse_acts, example)
+        result['settings'].update(convs_fused_with_activation=fused['convs'],
                                   act_fusion_max_rel_diff=diff / max(scale, 1e-12))
-        print(f'   fused {fused} convs with their activation (oneDNN post-ops); outputs differ '
-              f'by {diff:.2e} at most (largest output {scale:.3g})', flush=True)
+        print(f'   fused {fused["convs"]} convs with their activation (oneDNN post-ops); '
+              f'outputs differ by {diff:.2e} at most (largest output {scale:.3g})', flush=True)
     net_module = NetworkForward(infer, None)
     network = net_module
     if args.compile:

@@ -62,8 +62,8 @@ class FusedConvAct2d(nn.Module):
         conv (nn.Conv2d): The convolution (numeric padding, 'zeros' padding mode).
         act (nn.Module): The activation after it; :func:`_post_op` must map it
             (``nn.Identity`` too when ``add``).
-        add (bool): ``forward(x, other)`` adds ``other`` (the conv output's shape) before the
-            activation. Default: False.
+        add (bool): ``forward(x, other)`` adds ``other`` (of the conv output's shape, not
+            broadcast) before the activation. Default: False.
     """
 
     def __init__(self, conv: nn.Conv2d, act: nn.Module, add: bool = False):
@@ -76,14 +76,17 @@ class FusedConvAct2d(nn.Module):
         self.dilation, self.groups = list(conv.dilation), conv.groups
         self.act, self.add = act, add
         self.attr, self.scalars, self.algorithm = post_op
+        # oneDNN's add post-op takes no activation after it but ReLU (in PyTorch's op): with
+        # another activation the op adds, and the activation runs right after it
+        self.act_after_add = self.attr not in ('none', 'relu')
+        self.add_post_op = ((None, [], '') if self.act_after_add or self.attr == 'none'
+                            else (self.attr, self.scalars, self.algorithm))
 
     def forward(self, x: torch.Tensor, other: Optional[torch.Tensor] = None) -> torch.Tensor:
         if (other is None) == self.add:
             raise TypeError(f'{type(self).__name__}(add={self.add}) takes '
                             f'{"x and other" if self.add else "x only"}')
-        if (torch.is_grad_enabled() or x.device.type != 'cpu' or x.dtype != self.weight.dtype
-                or (other is not None and other.shape[1:] != (self.weight.shape[0],)
-                    + tuple(_out_size(x, self)))):
+        if torch.is_grad_enabled() or x.device.type != 'cpu' or x.dtype != self.weight.dtype:
             out = F.conv2d(x, self.weight, self.bias, self.stride, self.padding,
                            self.dilation, self.groups)
             return self.act(out if other is None else out + other)
@@ -91,24 +94,15 @@ class FusedConvAct2d(nn.Module):
             return torch.ops.mkldnn._convolution_pointwise(
                 x, self.weight, self.bias, self.padding, self.stride, self.dilation,
                 self.groups, self.attr, self.scalars, self.algorithm)
-        # oneDNN's binary post-op takes no activation after it but ReLU: others run after
-        in_op = self.attr in ('none', 'relu')
         out = torch.ops.mkldnn._convolution_pointwise.binary(
             x, other, self.weight, self.bias, self.padding, self.stride, self.dilation,
-            self.groups, 'add', None, 'relu' if self.attr == 'relu' else None,
-            self.scalars if in_op else [], self.algorithm if in_op else '')
-        return out if in_op else self.act(out)
+            self.groups, 'add', None, *self.add_post_op)
+        return self.act(out) if self.act_after_add else out
 
     def extra_repr(self) -> str:
         return (f'{self.weight.shape[1] * self.groups}, {self.weight.shape[0]}, '
                 f'kernel_size={tuple(self.weight.shape[2:])}, stride={tuple(self.stride)}, '
                 f'padding={tuple(self.padding)}, post_op={self.attr}')
-
-
-def _out_size(x: torch.Tensor, conv: 'FusedConvAct2d') -> List[int]:
-    k = conv.weight.shape[2:]
-    return [(x.shape[2 + i] + 2 * conv.padding[i] - conv.dilation[i] * (k[i] - 1) - 1)
-            // conv.stride[i] + 1 for i in range(2)]
 
 
 def fusable_conv(conv: nn.Module) -> bool:
@@ -182,10 +176,14 @@ def find_conv_act_pairs(model: nn.Module, example: Callable[[nn.Module], object]
         for h in hooks:
             h.remove()
 
+    calls_on: Dict[int, List[dict]] = {}  # id(input tensor) -> act calls on it
+    for c in act_calls:
+        calls_on.setdefault(id(c['input']), []).append(c)
     verdict: Dict[nn.Module, Optional[nn.Module]] = {}  # conv -> its act, None: not fusable
     for rec in conv_calls:
         uses = rec['uses']
-        call = next((c for c in act_calls if 'end' in c and c['input'] is rec['tensor']
+        call = next((c for c in calls_on.get(id(rec['tensor']), ())
+                     if 'end' in c and c['input'] is rec['tensor']
                      and uses and c['start'] < uses[0] <= c['end']), None)
         ok = call is not None and (call['in_place'] or len(uses) == 1)
         rec['act'] = call['act'] if ok else None
