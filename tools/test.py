@@ -2,14 +2,11 @@
 
 Usage:
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl]
-                         [--show-dir DIR] [--fuse-conv-bn | --fuse-conv-act]
-                         [--cfg-options k=v ...]
+                         [--show-dir DIR] [--fuse-conv-bn] [--cfg-options k=v ...]
                          [--launcher pytorch] [--traceback]
 
 ``--fuse-conv-bn`` folds every batch norm into its conv after loading (mmdet 2.x's flag):
 faster CPU inference, network outputs checked on the first batch (within 1e-4 relative).
-``--fuse-conv-act`` also runs each conv with the activation after it, and each residual
-block's last conv with its shortcut add, as one oneDNN op (CPU only; same check).
 On the CPU the default runtime's ``ChannelsLastHook`` already runs the model channels-last.
 
 A checkpoint written by mmdet-spine is verified against its sha256 record before it is used;
@@ -34,9 +31,6 @@ def parse_args():
     parser.add_argument('--fuse-conv-bn', action='store_true',
                         help='fold batch norms into the convs for a faster inference (outputs '
                              'checked on the first batch)')
-    parser.add_argument('--fuse-conv-act', action='store_true',
-                        help='--fuse-conv-bn, then on the CPU also fuse activations and '
-                             'residual adds into the convs (oneDNN post-ops)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -76,9 +70,8 @@ def main():
         raise UserError(f'--out must name a .pkl file, got {args.out}')
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
-    if args.fuse_conv_bn or args.fuse_conv_act:
-        cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
-            dict(type='FuseConvBNHook', fuse_act=args.fuse_conv_act)]
+    if args.fuse_conv_bn:
+        cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [dict(type='FuseConvBNHook')]
     setup_distributed(cfg, args.launcher)
     with registry_hint(cfg):
         runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)

@@ -99,24 +99,15 @@ class FuseConvBNHook(Hook):
     batch before and after are compared and the largest difference is logged. Test-time only:
     validation during training is never fused (it would train different parameters).
 
-    With ``fuse_act`` (``tools/test.py --fuse-conv-act``), on the CPU each conv is then also
-    fused with the activation after it, and each residual block's last conv with its
-    shortcut add (oneDNN post-ops,
-    :func:`mmdet_spine.models.utils.fuse_conv_act_for_inference`); the outputs are checked
-    the same way.
-
     Args:
         atol (float): Largest allowed absolute difference of the network outputs, relative
             to the largest output; above it the run stops with one line. Default: 1e-4.
-        fuse_act (bool): Also fuse activations and residual adds into the convs (CPU only;
-            elsewhere only the norms are folded). Default: False.
     """
 
     priority = 'LOW'
 
-    def __init__(self, atol: float = 1e-4, fuse_act: bool = False):
+    def __init__(self, atol: float = 1e-4):
         self.atol = atol
-        self.fuse_act = fuse_act
         self._done = False
 
     def before_test_iter(self, runner, batch_idx: int, data_batch=None) -> None:
@@ -124,36 +115,23 @@ class FuseConvBNHook(Hook):
             return
         from mmengine.model import is_model_wrapper
         from ..errors import UserError
-        from ..models.utils import (count_norm_layers, fuse_conv_act_for_inference,
-                                    fuse_conv_bn_for_inference)
+        from ..models.utils import count_norm_layers, fuse_conv_bn_for_inference
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        flag = '--fuse-conv-act' if self.fuse_act else '--fuse-conv-bn'
-        fused_acts = None
         with torch.no_grad():
             data = model.data_preprocessor(data_batch, False)
             inputs, samples = data['inputs'], data['data_samples']
-
-            def example(m):
-                return m._forward(inputs, samples)
-            before = _flat_outputs(example(model))
-            fuse_conv_bn_for_inference(model, example=example)
-            if self.fuse_act and inputs.device.type == 'cpu':
-                fused_acts = fuse_conv_act_for_inference(model, example)
-            after = _flat_outputs(example(model))
+            before = _flat_outputs(model._forward(inputs, samples))
+            fuse_conv_bn_for_inference(model, example=lambda m: m._forward(inputs, samples))
+            after = _flat_outputs(model._forward(inputs, samples))
         diff = max((a - b).abs().max().item() for a, b in zip(before, after))
         scale = max(a.abs().max().item() for a in before)
         self._done = True
         if diff > self.atol * max(scale, 1.0):
-            raise UserError(f'{flag}: fused outputs differ by {diff:.3g} (largest '
+            raise UserError(f'--fuse-conv-bn: fused outputs differ by {diff:.3g} (largest '
                             f'output {scale:.3g}), more than atol={self.atol}; test without it')
-        acts = '' if fused_acts is None else f'{fused_acts} convs fused with their activation ' \
-            'or residual add; '
-        if self.fuse_act and fused_acts is None:
-            acts = f'activations not fused (oneDNN post-ops run on the CPU, not on ' \
-                f'{inputs.device.type}); '
         runner.logger.info(f'FuseConvBNHook: {count_norm_layers(model)} norm layers left; '
-                           f'{acts}network outputs differ by {diff:.2e} at most (largest '
-                           f'output {scale:.3g})')
+                           f'network outputs differ by {diff:.2e} at most (largest output '
+                           f'{scale:.3g})')
 
 
 def _flat_outputs(outputs) -> list:

@@ -152,9 +152,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help='CPU threads (torch, and TF with --compare); default torch\'s')
     p.add_argument('--fuse-conv-bn', action='store_true',
                    help='fold BN into the preceding convs (inference only)')
-    p.add_argument('--fuse-conv-act', action='store_true',
-                   help='also run each conv and the activation after it as one oneDNN op '
-                        '(CPU inference, eager; implies --fuse-conv-bn)')
     p.add_argument('--channels-last', action='store_true', help='NHWC memory format')
     p.add_argument('--compile', action='store_true',
                    help='torch.compile (inductor) the timed forward, with inductor freezing: '
@@ -424,19 +421,6 @@ class NetworkForward(nn.Module):
 
     def forward(self, x: torch.Tensor):
         return self.model._forward(x, self.samples)
-
-
-def changed_outputs(model: nn.Module, transform: Callable[[nn.Module], nn.Module],
-                    example: Callable[[nn.Module], object]):
-    """``(transform(model), largest output difference, largest output)``, the outputs of
-    ``example`` before and after the transform (no gradients)."""
-    with torch.no_grad():
-        before = flatten(example(model))
-    new = transform(model)
-    with torch.no_grad():
-        after = flatten(example(new))
-    diff = max((a - b).abs().max().item() for a, b in zip(before, after))
-    return new, diff, max(a.abs().max().item() for a in before)
 
 
 def count_flops(model: nn.Module, size: tuple, device: torch.device) -> dict:
@@ -817,7 +801,6 @@ def benchmark_config(path: str, args, device: torch.device, threads: int) -> dic
                   num_classes=num_classes_of(model),
                   params=sum(p.numel() for p in model.parameters()),
                   settings=dict(fuse_conv_bn=args.fuse_conv_bn,
-                                fuse_conv_act=args.fuse_conv_act,
                                 channels_last=args.channels_last, compile=args.compile,
                                 runs=args.runs, warmup=args.warmup, pause_s=args.pause,
                                 threads=threads,
@@ -859,34 +842,25 @@ def benchmark_config(path: str, args, device: torch.device, threads: int) -> dic
         if reference is not None:
             reference.prepare(args.batch_sizes[0])
     infer = model
-    x1 = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(1)).to(device)
-    s1 = make_samples(1, size, 1, False, False, device)
-
-    def example(m):
-        return m._forward(x1, s1)
     if args.fuse_conv_bn:
         from mmdet_spine.models.utils import count_norm_layers, fuse_conv_bn_for_inference
-        infer, diff, scale = changed_outputs(
-            model, lambda m: fuse_conv_bn_for_inference(copy.deepcopy(m), example), example)
+        x1 = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(1)).to(device)
+        s1 = make_samples(1, size, 1, False, False, device)
+        with torch.no_grad():
+            before = model._forward(x1, s1)
+        infer = fuse_conv_bn_for_inference(copy.deepcopy(model),
+                                           example=lambda m: m._forward(x1, s1))
+        with torch.no_grad():
+            after = infer._forward(x1, s1)
         result['settings']['norm_layers_after_fusion'] = count_norm_layers(infer)
+        diff = max((a - b).abs().max().item() for a, b in zip(flatten(before), flatten(after)))
+        scale = max(a.abs().max().item() for a in flatten(before))
         result['settings']['fusion_max_abs_diff'] = diff
         result['settings']['fusion_max_rel_diff'] = diff / max(scale, 1e-12)
         print(f'   fused BN into convs: {count_norm_layers(infer)} norm layers left; outputs '
               f'differ by {diff:.2e} at most (largest output {scale:.3g})', flush=True)
     if args.channels_last:
         infer = infer.to(memory_format=torch.channels_last)
-    if args.fuse_conv_act:
-        from mmdet_spine.models.utils import fuse_conv_act_for_inference
-        fused = {}
-
-        def fuse_acts(m):
-            fused['convs'] = fuse_conv_act_for_inference(m, example)
-            return m
-        infer, diff, scale = changed_outputs(infer, fuse_acts, example)
-        result['settings'].update(convs_fused_with_activation=fused['convs'],
-                                  act_fusion_max_rel_diff=diff / max(scale, 1e-12))
-        print(f'   fused {fused["convs"]} convs with their activation (oneDNN post-ops); '
-              f'outputs differ by {diff:.2e} at most (largest output {scale:.3g})', flush=True)
     net_module = NetworkForward(infer, None)
     network = net_module
     if args.compile:
@@ -907,7 +881,6 @@ def benchmark_config(path: str, args, device: torch.device, threads: int) -> dic
 
     ours_side = dict(mode='compiled' if args.compile else 'eager', part='network',
                      options=dict(fuse_conv_bn=args.fuse_conv_bn,
-                                  fuse_conv_act=args.fuse_conv_act,
                                   channels_last=args.channels_last,
                                   inductor_freezing=args.compile))
     if args.compare:
@@ -1033,11 +1006,6 @@ def main(argv=None) -> int:
         raise SystemExit(f"--device={args.device!r}: valid choices: cpu, cuda, cuda:N")
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise SystemExit(f'--device={args.device!r} but CUDA is not available here')
-    if args.fuse_conv_act:
-        if device.type != 'cpu':
-            raise SystemExit(f'--fuse-conv-act runs oneDNN (CPU) ops; --device={args.device!r} '
-                             'is not the CPU')
-        args.fuse_conv_bn = True
     if args.threads:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()

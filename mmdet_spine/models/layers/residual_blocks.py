@@ -112,19 +112,8 @@ class _ResBlockBase(BaseModule):
                                  kernel_size=1, stride=self.stride, bias=False),
                 build_norm_layer(self.norm_cfg, self.out_channels)[1])
 
-    # The last conv and norm of the residual branch (the norm is zero-initialised with
-    # ``zero_init_residual``).
-    last_conv_name = ''
+    # The last norm of the residual branch (zero-initialised with ``zero_init_residual``).
     last_norm_name = ''
-
-    #: Set by :func:`mmdet_spine.models.utils.fuse_conv_act_for_inference`: the last conv
-    #: (its norm folded) then takes the shortcut and computes ``act(conv(x) + shortcut)`` as
-    #: one oneDNN op, and ``act`` is an identity. Inference only (drop path is skipped).
-    fused_add = False
-
-    @property
-    def last_conv(self) -> nn.Module:
-        return getattr(self, self.last_conv_name)
 
     @property
     def last_norm(self) -> nn.Module:
@@ -135,19 +124,13 @@ class _ResBlockBase(BaseModule):
         if self.zero_init_residual:
             constant_init(self.last_norm, 0)
 
-    def _residual_head(self, x: torch.Tensor) -> torch.Tensor:
-        """The residual branch up to the input of its last conv."""
-        raise NotImplementedError
-
     def _residual(self, x: torch.Tensor) -> torch.Tensor:
-        return self.last_norm(self.last_conv(self._residual_head(x)))
+        raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
 
         def _inner(x):
             identity = x if self.downsample is None else self.downsample(x)
-            if self.fused_add:
-                return self.last_conv(self._residual_head(x), identity)
             return self.drop_path(self._residual(x)) + identity
 
         if self.with_cp and x.requires_grad:
@@ -219,11 +202,12 @@ class ResidualBlock(_ResBlockBase):
         self.conv2 = _build_dcn_or_conv(conv_cfg, dcn, planes, planes, 3, padding=1, bias=False)
         self.norm2_name, norm2 = build_norm_layer(norm_cfg, planes, postfix=2)
         self.add_module(self.norm2_name, norm2)
-        self.last_conv_name, self.last_norm_name = 'conv2', self.norm2_name
+        self.last_norm_name = self.norm2_name
         self._make_shortcut()
 
-    def _residual_head(self, x):
-        return self.act1(self.norm1(self.conv1(x)))
+    def _residual(self, x):
+        out = self.act1(self.norm1(self.conv1(x)))
+        return self.norm2(self.conv2(out))
 
 
 class BottleneckBlock(_ResBlockBase):
@@ -299,16 +283,17 @@ class BottleneckBlock(_ResBlockBase):
         self.conv3 = build_conv_layer(conv_cfg, width, self.out_channels, 1, bias=False)
         self.norm3_name, norm3 = build_norm_layer(norm_cfg, self.out_channels, postfix=3)
         self.add_module(self.norm3_name, norm3)
-        self.last_conv_name, self.last_norm_name = 'conv3', self.norm3_name
+        self.last_norm_name = self.norm3_name
         self._make_shortcut()
 
     @property
     def norm3(self) -> nn.Module:
         return getattr(self, self.norm3_name)
 
-    def _residual_head(self, x):
+    def _residual(self, x):
         out = self.act1(self.norm1(self.conv1(x)))
-        return self.act2(self.norm2(self.conv2(out)))
+        out = self.act2(self.norm2(self.conv2(out)))
+        return self.norm3(self.conv3(out))
 
 
 #: Block types by the names used in block spec tables ('basic' is an alias of 'residual').
