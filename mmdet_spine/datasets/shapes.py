@@ -185,8 +185,8 @@ def ensure_shapes_dataset(root: str, **spec) -> str:
     with file_lock(osp.abspath(root).rstrip('/') + '.lock'):
         if not osp.isfile(marker):
             if osp.isdir(root):
-                raise FileNotFoundError(f'{root} exists but holds no shapes annotations '
-                                        f'({marker}); remove it, then ' + GENERATE_HINT.format(root=root))
+                raise MissingDataError(f'{root} exists but holds no shapes annotations '
+                                       f'({marker}); remove it, then ' + GENERATE_HINT.format(root=root))
             full = dict(DEFAULT_SPEC, **spec)
             print(f'Generating the shapes dataset under {root} ({full}) ...', flush=True)
             generate_shapes_dataset(root, **full)

@@ -174,7 +174,10 @@ class NonFiniteLossHook(Hook):
                     raise
                 self._on_overflow(ow, e)
 
-        ow.update_params, ow.step = update_params, step
+        # with mmengine's ``compile`` option the runner compiles ``train_step``: the update
+        # (backward, the grad check, the optimizer step) runs eagerly, outside the graph
+        ow.update_params = torch.compiler.disable(update_params)
+        ow.step = step
         ow._nonfinite_guard = self
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:

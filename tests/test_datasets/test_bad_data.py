@@ -196,6 +196,19 @@ def test_train_tool_missing_annotation_file_is_one_line(tiny_shapes, tmp_path):
     assert 'annotations/nope.json' in proc.stderr.strip().splitlines()[-1]
 
 
+def test_train_tool_on_an_empty_data_root_is_one_line(tmp_path):
+    """A data_root that exists but holds no dataset (was a FileNotFoundError traceback)."""
+    root = tmp_path / 'empty'
+    root.mkdir()
+    proc = run_tool(['tools/train.py', TINY_CONFIG, '--work-dir', str(tmp_path / 'w')],
+                    shapes_root=str(root) + '/', check=False)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert 'Traceback' not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert f'{root}/ exists but holds no shapes annotations' in last
+    assert 'generate_shapes.py' in last
+
+
 def test_images_without_any_annotation(tmp_path, log):
     """"annotations": [] (was a 48-line ValueError): as mmdet, fine for testing (COCO
     test-dev has none) and for training on background images with filter_empty_gt=False (a

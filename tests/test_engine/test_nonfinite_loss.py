@@ -162,3 +162,16 @@ def test_train_tool_stops_on_nan_with_one_line(tiny_shapes, tmp_path):
     assert 'loss_bbox=nan' in last and 'train/0000' in last
     assert 'Traceback' not in proc.stderr
     assert not [f for f in os.listdir(wd) if f.endswith('.pth')]
+
+
+def test_train_tool_with_mmengine_compile(tiny_shapes, tmp_path):
+    """``compile`` in the config (mmengine compiles ``model.train_step``): dynamo used to
+    trace into the guard's gradient check and fail on the optimizer's param groups (a
+    traceback); the guarded update (backward, check, step) now runs eagerly. ``backend=eager``
+    runs dynamo's tracing without inductor's code generation."""
+    proc = run_tool(['tools/train.py', TINY_CONFIG, '--work-dir', str(tmp_path),
+                     '--cfg-options', 'compile.backend=eager', 'train_cfg.max_epochs=1'],
+                    shapes_root=tiny_shapes)
+    log = proc.stdout + proc.stderr
+    assert 'Model has been "compiled"' in log and 'coco/bbox_mAP' in log
+    assert osp.isfile(osp.join(tmp_path, 'epoch_1.pth'))
