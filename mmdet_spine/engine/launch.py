@@ -12,8 +12,10 @@ of the launcher itself, and the job ends with ONE line naming the root cause::
     error: rank 0 failed: SpineNet: arch='50' is not a SpineNet architecture; valid choices: ...
 
 The root cause is the rank killed by a signal (other than the SIGTERM the agent sends the
-rest), else the rank whose own error stopped it, before ranks that only lost their connection
-to it; ties go to the earliest failure.
+rest) before it recorded a reason, else the rank whose own error stopped it, before ranks that
+only lost their connection to it; ties go to the earliest failure. A rank that recorded its
+reason and was then stopped on its way out (the agent's SIGTERM reaching it while it exits) is
+reported by that reason, not by the signal.
 ``MMDET_SPINE_TRACEBACK=1`` keeps torchrun's report and the ranks' tracebacks.
 """
 import logging
@@ -45,7 +47,7 @@ def root_cause(failures: dict) -> Tuple[int, object]:
     def priority(item):
         rank, failure = item
         info = _info(failure)
-        if failure.exitcode < 0 and -failure.exitcode != signal.SIGTERM:
+        if not info and failure.exitcode < 0 and -failure.exitcode != signal.SIGTERM:
             order = 0  # killed by a signal (SIGKILL, SIGSEGV, ...): nothing else explains it
         elif info and info.get('kind') != PEER_LOST:
             order = 1  # the rank's own error
@@ -62,12 +64,12 @@ def root_cause(failures: dict) -> Tuple[int, object]:
 def describe_failure(rank: int, failure) -> str:
     """The one line for the job."""
     stopped = '; the other ranks were stopped'
+    message = _message(failure) if _info(failure) else ''
+    if message:  # recorded before it exited, even if a signal ended it on its way out
+        return f'rank {rank} failed: {message}{stopped}'
     if failure.exitcode < 0:
         return (f'rank {rank} (pid {failure.pid}) was killed by {failure.signal_name()} '
                 f'(signal {-failure.exitcode}){stopped}')
-    message = _message(failure) if _info(failure) else ''
-    if message:
-        return f'rank {rank} failed: {message}{stopped}'
     return (f'rank {rank} (pid {failure.pid}) exited with code {failure.exitcode} (its own '
             f'output above says why){stopped}')
 

@@ -148,6 +148,14 @@ def test_launcher_names_the_rank_that_failed_first_and_why():
     # the SIGTERM the agent sends the other ranks is a consequence, never the cause
     stopped = _Failure(15, -15, timestamp=99)
     assert root_cause({0: stopped, 1: own})[0] == 1
+    # every rank hit the same config error; the one that recorded it first was still exiting
+    # when the agent's SIGTERM arrived (the CI race): its recorded reason is the line
+    first = _Failure(16, -15, _recorded("SpineNet: arch='50' is bad", 'user', 2, 100.1))
+    rank, failure = root_cause({0: own, 1: first})
+    assert rank == 1 and describe_failure(rank, failure) == (
+        "rank 1 failed: SpineNet: arch='50' is bad; the other ranks were stopped")
+    # a rank killed outright (no reason recorded) still outranks every recorded error
+    assert root_cause({0: own, 1: first, 2: killed})[0] == 2
 
 
 # -- the tools, as a user runs them ---------------------------------------------------------
