@@ -11,21 +11,51 @@ registered in mmengine's root ``RUNNERS``, so every scope finds it. Compared wit
   :func:`~mmdet_spine.engine.find_resumable_checkpoint` (the newest complete checkpoint that
   verifies) instead of whatever ``last_checkpoint`` names;
 * a :class:`~mmdet_spine.engine.ShapeMismatchReportHook` is always registered, so loading
-  weights whose shapes differ from the model lists them in one warning.
+  weights whose shapes differ from the model lists them in one warning;
+* ``optim_wrapper.type='AmpOptimWrapper'`` on a machine without an accelerator is one line
+  naming ``CPUAmpOptimWrapper`` (bfloat16 autocast on the CPU) instead of mmengine's
+  assertion traceback.
 
 Loading itself is safe for every runner: the checkpoint schemes are mmdet-spine's
 (:mod:`mmdet_spine.engine.checkpoint_safety`).
 """
 import os.path as osp
 
+from mmengine.device import is_cuda_available, is_mlu_available, is_musa_available, \
+    is_npu_available
 from mmengine.model import is_model_wrapper
+from mmengine.optim import AmpOptimWrapper
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
+
+from ..errors import ConfigError
 
 from .atomic_checkpoint import atomic_backend_args, check_finite_weights, find_resumable_checkpoint
 from .checkpoint_loading import ShapeMismatchReportHook
 
-__all__ = ['SpineRunner']
+__all__ = ['SpineRunner', 'check_amp_device']
+
+
+def _accelerator_available() -> bool:
+    return (is_cuda_available() or is_npu_available() or is_mlu_available()
+            or is_musa_available())
+
+
+def check_amp_device(optim_wrapper) -> None:
+    """Raise :class:`ConfigError` when ``optim_wrapper`` (a config dict) asks for mmengine's
+    ``AmpOptimWrapper`` and there is no accelerator, which that wrapper asserts on.
+
+    Args:
+        optim_wrapper (dict | OptimWrapper): The runner's ``optim_wrapper`` argument.
+    """
+    if not isinstance(optim_wrapper, dict) or _accelerator_available():
+        return
+    wrapper_type = optim_wrapper.get('type', 'OptimWrapper')
+    if wrapper_type in ('AmpOptimWrapper', AmpOptimWrapper):
+        raise ConfigError("optim_wrapper.type='AmpOptimWrapper' needs a GPU (mmengine's "
+                          "float16/bfloat16 AMP); on the CPU use "
+                          "optim_wrapper.type='CPUAmpOptimWrapper' (bfloat16 autocast) or "
+                          "'OptimWrapper' (float32), or tools/train.py --amp, which picks one")
 
 
 @RUNNERS.register_module()
@@ -39,6 +69,11 @@ class SpineRunner(Runner):
         super().register_hooks(default_hooks, custom_hooks)
         if not any(isinstance(h, ShapeMismatchReportHook) for h in self._hooks):
             self.register_hook(ShapeMismatchReportHook())
+
+    def build_optim_wrapper(self, optim_wrapper):
+        """``Runner.build_optim_wrapper``, after :func:`check_amp_device`."""
+        check_amp_device(optim_wrapper)
+        return super().build_optim_wrapper(optim_wrapper)
 
     def save_checkpoint(self, out_dir, filename, file_client_args=None, save_optimizer=True,
                         save_param_scheduler=True, meta=None, by_epoch=True,

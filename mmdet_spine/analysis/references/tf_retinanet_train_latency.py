@@ -29,7 +29,7 @@ anchor and the benchmark's 0-based labels are shifted by one; boxes become pixel
 
 Usage::
 
-    .venv-tf/bin/python tools/analysis_tools/tf_retinanet_train_latency.py --arch 49S \\
+    .venv-tf/bin/python mmdet_spine/analysis/references/tf_retinanet_train_latency.py --arch 49S \\
         --size 384 --batch 2 --num-classes 80 --head-filters 128 --runs 5 --threads 2
 """
 import argparse

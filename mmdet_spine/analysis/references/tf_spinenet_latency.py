@@ -19,7 +19,7 @@ Requests:
 
 Usage::
 
-    .venv-tf/bin/python tools/analysis_tools/tf_spinenet_latency.py --arch 49 --size 640 \\
+    .venv-tf/bin/python mmdet_spine/analysis/references/tf_spinenet_latency.py --arch 49 --size 640 \\
         --activation swish --runs 10 --threads 2 [--modes tf.function tf.jit_compile]
 """
 import argparse
@@ -33,12 +33,9 @@ import time
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
 _HERE = osp.dirname(osp.abspath(__file__))
-#: The converter's TF stage, which builds TF SpineNet: in a checkout under
-#: <repo>/mmdet_spine/converters/, in an install under mmdet_spine/converters/ next to .mim/.
-READERS = [osp.join(osp.dirname(osp.dirname(_HERE)), 'mmdet_spine', 'converters',
-                    'tf_model_garden_reader.py'),
-           osp.join(osp.dirname(osp.dirname(osp.dirname(_HERE))), 'converters',
-                    'tf_model_garden_reader.py')]
+#: The converter's TF stage, which builds TF SpineNet: mmdet_spine/converters/, two levels up
+#: from here (a checkout and an install alike).
+READERS = [osp.join(osp.dirname(osp.dirname(_HERE)), 'converters', 'tf_model_garden_reader.py')]
 
 
 #: Graph modes: the ``tf.function`` keyword arguments of each.

@@ -23,7 +23,7 @@ benchmark's.
 
 Usage::
 
-    python tools/analysis_tools/effdet_latency.py --name tf_efficientdet_d0 --size 512 512 \\
+    python mmdet_spine/analysis/references/effdet_latency.py --name tf_efficientdet_d0 --size 512 512 \\
         [--compile] [--channels-last] [--train]
 """
 import argparse
