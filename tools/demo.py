@@ -41,6 +41,7 @@ def main():
     import mmdet_spine  # noqa: F401
     from mmdet.apis import inference_detector
     from mmdet.registry import VISUALIZERS
+    from mmengine.hooks import EMAHook
     from mmengine.runner import Runner
 
     import torch
@@ -57,10 +58,15 @@ def main():
     with registry_hint(cfg):
         runner = Runner.from_cfg(cfg)
         runner.train()
-        metrics = runner.val()
+        scalars = runner.message_hub.log_scalars
+        if 'val/coco/bbox_mAP' not in scalars:  # the config skipped the final validation
+            runner.val_loop.run()
+    metrics = {k[len('val/'):]: v.current() for k, v in scalars.items() if k.startswith('val/')}
     minutes = (time.time() - start) / 60
 
-    model = runner.model
+    # the weights the validation used: the EMA's where the config averages them
+    ema = next((h for h in runner.hooks if isinstance(h, EMAHook)), None)
+    model = ema.ema_model.module if ema is not None else runner.model
     model.cfg = cfg
     dataset = runner.val_dataloader.dataset
     visualizer = VISUALIZERS.build(dict(type='DetLocalVisualizer', name='demo_vis'))
