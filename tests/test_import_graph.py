@@ -42,6 +42,10 @@ LAYERS = {
     'converters': {'errors', 'fileio', 'models'},
     'zoo': {'errors', 'fileio', 'models', 'converters'},
     'engine': {'errors', 'fileio', 'models', 'datasets', 'classification', 'converters', 'zoo'},
+    'deployment': {'errors', 'fileio', 'models', 'engine'},
+    # the tools' measurement code: on top of everything, imported by nothing of the package
+    'analysis': {'errors', 'fileio', 'models', 'datasets', 'classification', 'converters', 'zoo',
+                 'engine'},
 }
 
 

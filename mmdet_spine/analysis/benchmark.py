@@ -76,7 +76,6 @@ import contextlib
 import copy
 import gc
 import json
-import logging
 import os
 import os.path as osp
 import platform
@@ -91,8 +90,10 @@ import torch
 import torch.nn as nn
 
 from ..engine.cli import load_config as cli_load_config
+from ..engine.inference_model import build_inference_model
 from ..engine.cli import parse_size
 from ..errors import UserError
+from .complexity import NetworkForward, count_parameters, flop_analysis
 from .references import latency_worker
 
 #: The reference workers: scripts that other interpreters (TF's, effdet's) run by path.
@@ -344,22 +345,7 @@ def default_input_size(cfg) -> tuple:
 
 def build_model(cfg, checkpoint: Optional[str]) -> nn.Module:
     """Build the detector with BN (SyncBN reverted), initialised or loaded, in eval mode."""
-    from mmdet.registry import MODELS
-    from mmengine.model import revert_sync_batchnorm
-    from mmengine.runner import load_checkpoint
-    from mmengine.logging import MMLogger
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.WARNING)  # init_weights logs every parameter at INFO
-    try:
-        torch.manual_seed(0)
-        model = MODELS.build(copy.deepcopy(cfg.model))
-        model.init_weights()
-    finally:
-        logger.setLevel(level)
-    if checkpoint:
-        load_checkpoint(model, checkpoint, map_location='cpu')
-    return revert_sync_batchnorm(model).eval()
+    return build_inference_model(cfg, checkpoint)
 
 
 def make_samples(batch: int, size: tuple, num_classes: int, with_gt: bool, with_masks: bool,
@@ -413,31 +399,10 @@ def flatten(outputs) -> List[torch.Tensor]:
     return [t for o in outputs for t in flatten(o)]
 
 
-class NetworkForward(nn.Module):
-    """``model._forward(x, samples)`` as a module of one tensor input (for tracing / FLOPs)."""
-
-    def __init__(self, model: nn.Module, samples):
-        super().__init__()
-        self.model = model
-        self.samples = samples
-
-    def forward(self, x: torch.Tensor):
-        return self.model._forward(x, self.samples)
-
-
 def count_flops(model: nn.Module, size: tuple, device: torch.device) -> dict:
     """FLOPs (multiply-adds) of the network forward on one ``size`` image, by operator."""
-    from mmengine.analysis import FlopAnalyzer
     x = torch.zeros(1, 3, *size, device=device)
-    analyzer = FlopAnalyzer(NetworkForward(model, make_samples(1, size, 1, False, False, device)),
-                            (x,))
-    analyzer.unsupported_ops_warnings(False)
-    analyzer.uncalled_modules_warnings(False)
-    with torch.no_grad():
-        total = analyzer.total()
-    return dict(flops=int(total), flops_by_operator={k: int(v) for k, v in
-                                                     analyzer.by_operator().items()},
-                flops_uncounted_ops=sorted(analyzer.unsupported_ops()))
+    return flop_analysis(model, x, make_samples(1, size, 1, False, False, device))
 
 
 # --------------------------------------------------------------------------- references
@@ -801,7 +766,7 @@ def benchmark_config(path: str, args, device: torch.device, threads: int) -> dic
     result = dict(config=path, model=cfg.model.get('type'),
                   backbone=cfg.model.get('backbone', {}).get('type'), input_size=list(size),
                   num_classes=num_classes_of(model),
-                  params=sum(p.numel() for p in model.parameters()),
+                  params=count_parameters(model),
                   settings=dict(fuse_conv_bn=args.fuse_conv_bn,
                                 channels_last=args.channels_last, compile=args.compile,
                                 runs=args.runs, warmup=args.warmup, pause_s=args.pause,
@@ -897,7 +862,7 @@ def benchmark_config(path: str, args, device: torch.device, threads: int) -> dic
                 ours_part = infer.backbone
                 if args.compile:
                     ours_part = compile_for_inference(ours_part)
-                result['compare']['params'] = sum(p.numel() for p in ours_part.parameters())
+                result['compare']['params'] = count_parameters(ours_part)
     result['latency'] = {}
     try:
         for batch in args.batch_sizes:

@@ -8,7 +8,10 @@ ringed and labelled P<level>, and blocks no requested output needs (pruned) are 
 The wiring is the backbone's own plan (:func:`~mmdet_spine.models.backbones.spinenet.
 plan_scale_permuted_network`, via the built module's ``plan``), never re-derived here.
 
-Usage:
+Du et al., "SpineNet: Learning Scale-Permuted Backbone for Recognition and Localization",
+CVPR 2020 (https://arxiv.org/abs/1912.05027), Fig. 1 and 4.
+
+Usage (``tools/analysis_tools/draw_spec.py`` parses the command line and calls :func:`main`):
     python tools/analysis_tools/draw_spec.py 49 --out spinenet49.png
     python tools/analysis_tools/draw_spec.py mobile-49XS --out mobile49xs.png
     python tools/analysis_tools/draw_spec.py configs/spinenet/retinanet_spinenet-96_...py \\
@@ -16,14 +19,12 @@ Usage:
 """
 import argparse
 import os.path as osp
-import sys
 
-import matplotlib
+from matplotlib.figure import Figure  # no pyplot: no global backend or figure state
+from matplotlib.lines import Line2D
+from matplotlib.patches import FancyArrowPatch
 
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import FancyArrowPatch  # noqa: E402
+from ..errors import ConfigError
 
 #: Marker and colour per block type; the stem blocks get their own.
 BLOCK_STYLE = {
@@ -59,15 +60,15 @@ def backbone_cfg(spec: str, min_level=None, max_level=None) -> dict:
         from mmengine.config import Config
         cfg = Config.fromfile(spec)
         if 'backbone' not in cfg.get('model', {}):
-            raise SystemExit(f'{spec}: no model.backbone in this config')
+            raise ConfigError(f'{spec}: no model.backbone in this config')
         bb = cfg.model.backbone.to_dict()
     elif spec.lower().startswith(MOBILE_PREFIX):
         bb = dict(type='SpineNetMobile', arch=spec[len(MOBILE_PREFIX):].upper())
     else:
         bb = dict(type='SpineNet', arch=spec.upper())
     if bb.get('type') not in ('SpineNet', 'SpineNetMobile'):
-        raise SystemExit(f"{spec}: backbone type {bb.get('type')!r} is not a scale-permuted "
-                         "network; valid: SpineNet, SpineNetMobile")
+        raise ConfigError(f"{spec}: backbone type {bb.get('type')!r} is not a scale-permuted "
+                          "network; valid choices: SpineNet, SpineNetMobile")
     if min_level is not None:
         bb['min_level'] = min_level
     if max_level is not None:
@@ -80,7 +81,7 @@ def backbone_cfg(spec: str, min_level=None, max_level=None) -> dict:
 def build_backbone(cfg: dict):
     import torch
 
-    import mmdet_spine  # noqa: F401  (registers the backbones)
+    from .. import models  # noqa: F401  (registers the backbones)
     from mmdet.registry import MODELS
     from mmengine.registry import init_default_scope
     init_default_scope('mmdet')
@@ -126,7 +127,8 @@ def draw(model, out: str, dpi: int = 150) -> str:
     outputs = {node: level for level, node in plan.endpoints.items()}
     unused_outputs = {n_init + i for i, s in enumerate(specs) if s.is_output} - set(outputs)
 
-    fig, ax = plt.subplots(figsize=(max(8.0, 0.75 * n_nodes + 3), 5.2))
+    fig = Figure(figsize=(max(8.0, 0.75 * n_nodes + 3), 5.2))
+    ax = fig.subplots()
     for i in range(n_nodes - n_init):
         node = n_init + i
         alpha = 1.0 if kept[node] else 0.25
@@ -195,19 +197,17 @@ def draw(model, out: str, dpi: int = 150) -> str:
               frameon=False)
     fig.tight_layout()
     fig.savefig(out, dpi=dpi)
-    plt.close(fig)
     return out
 
 
 def main(argv=None):
+    """Parse ``argv`` (default: ``sys.argv[1:]``), build the backbone, write the PNG."""
     args = parse_args(argv)
     try:
         model = build_backbone(backbone_cfg(args.spec, args.min_level, args.max_level))
+    except ConfigError:
+        raise
     except ValueError as e:
-        raise SystemExit(f'{args.spec}: {e}') from None
+        raise ConfigError(f'{args.spec}: {e}') from None
     draw(model, args.out, args.dpi)
     print(f'wrote {args.out}')
-
-
-if __name__ == '__main__':
-    sys.exit(main())

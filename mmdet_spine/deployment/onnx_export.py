@@ -11,7 +11,7 @@ by default. ``--verify`` runs the file with onnxruntime (CPU) on a random input 
 it with PyTorch. Needs the optional deployment packages ``onnx`` and ``onnxruntime``
 (``requirements/tests.txt`` pins them).
 
-Usage::
+``tools/deployment/export_onnx.py`` parses the command line and calls :func:`main`::
 
     python tools/deployment/export_onnx.py CONFIG [--checkpoint ckpt.pth] --out model.onnx
         [--input-size 512 | HxW] [--batch 1] [--opset 17] [--fuse-conv-bn] [--verify]
@@ -20,12 +20,14 @@ import argparse
 import copy
 import os
 import os.path as osp
-import sys
 import warnings
 
 import torch
 import torch.nn as nn
-from mmdet_spine.engine.cli import parse_size
+
+from ..engine.cli import load_config, parse_size
+from ..engine.inference_model import build_inference_model
+from ..errors import ConfigError, UserError
 
 MIN_OPSET = 17
 
@@ -61,39 +63,30 @@ class HeadOutputs(nn.Module):
 
 def build_detector(config: str, checkpoint=None) -> nn.Module:
     """The config's detector (SyncBN reverted to BN), initialised or loaded, in eval mode."""
-    from mmengine.config import Config
-    from mmengine.model import revert_sync_batchnorm
     from mmengine.registry import init_default_scope
-    from mmengine.runner import load_checkpoint
-    if not osp.isfile(config):
-        raise SystemExit(f'config={config!r} does not exist')
-    cfg = Config.fromfile(config)
-    import mmdet_spine  # noqa: F401
-    from mmdet.registry import MODELS
+
+    from .. import models  # noqa: F401  (registries)
+    cfg = load_config(config)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
-    model.init_weights()
-    if checkpoint:
-        load_checkpoint(model, checkpoint, map_location='cpu')
+    model = build_inference_model(cfg, checkpoint)
     if not hasattr(model, 'bbox_head') or hasattr(model, 'roi_head'):
-        raise SystemExit(f'config={config!r} builds a {type(model).__name__}; export_onnx '
-                         f'supports single-stage detectors (with bbox_head, no roi_head)')
-    return revert_sync_batchnorm(model).eval(), cfg
+        raise ConfigError(f'config={config!r} builds a {type(model).__name__}; export_onnx '
+                          f'supports single-stage detectors (with bbox_head, no roi_head)')
+    return model, cfg
 
 
 def export(config: str, out: str, input_size=None, checkpoint=None, batch: int = 1,
            opset: int = MIN_OPSET, fuse_conv_bn: bool = False):
     """Write the ONNX file; returns (wrapped PyTorch module, example input, output names)."""
     if opset < MIN_OPSET:
-        raise SystemExit(f'--opset={opset}: use {MIN_OPSET} or newer')
+        raise UserError(f'--opset={opset}: use {MIN_OPSET} or newer')
     model, cfg = build_detector(config, checkpoint)
     size = input_size or cfg.model.get('backbone', {}).get('input_size') or (640, 640)
     size = (size, size) if isinstance(size, int) else tuple(size)
     x = torch.randn(batch, 3, *size, generator=torch.Generator().manual_seed(0))
     net = HeadOutputs(model).eval()
     if fuse_conv_bn:
-        from mmdet_spine.models.utils import fuse_conv_bn_for_inference
+        from ..models.utils import fuse_conv_bn_for_inference
         net = fuse_conv_bn_for_inference(copy.deepcopy(net), example=lambda m: m(x))
     with torch.no_grad():
         n_levels = len(net(x)) // 2
@@ -122,6 +115,8 @@ def verify(net: nn.Module, x: torch.Tensor, path: str, names) -> float:
 
 
 def main(argv=None) -> int:
+    """Parse ``argv`` (default: ``sys.argv[1:]``), export, optionally verify; 1 when the
+    verification exceeds the tolerance, else 0."""
     args = build_parser().parse_args(argv)
     net, x, names = export(args.config, args.out, args.input_size, args.checkpoint,
                            args.batch, args.opset, args.fuse_conv_bn)
@@ -134,6 +129,3 @@ def main(argv=None) -> int:
             return 1
     return 0
 
-
-if __name__ == '__main__':
-    sys.exit(main())

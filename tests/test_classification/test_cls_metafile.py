@@ -7,7 +7,7 @@ import os.path as osp
 import pytest
 import yaml
 
-from helpers import REPO, load_tool
+from helpers import REPO
 
 METAFILE = osp.join(REPO, 'configs', 'spinenet_cls', 'metafile.yml')
 #: tensorflow/tpu models/official/detection/MODEL_ZOO.md: (top-1, top-5, params M, GFLOPs);
@@ -75,7 +75,7 @@ def test_every_recipe_config_has_an_entry_and_numbers_are_published_ones(models)
 
 
 def test_parameters_and_flops_are_measured_on_our_models(models):
-    mc = load_tool('tools/analysis_tools/model_complexity.py', 'model_complexity')
+    from mmdet_spine.analysis import complexity as mc
     counted = {}
     for m in models.values():
         if m['Config'] not in counted:

@@ -1,4 +1,5 @@
-"""tools/analysis_tools/benchmark.py: runs on every config family and writes every field.
+"""tools/analysis_tools/benchmark.py (a wrapper of mmdet_spine.analysis.benchmark): runs on
+every config family and writes every field.
 
 Timing values are only checked to be positive (no timing assertions). The comparisons are
 checked for what they pair: every pair's two sides run in the same mode (``SAME_MODE``)."""
@@ -10,7 +11,7 @@ import os.path as osp
 import pytest
 import torch
 
-from helpers import REPO, TINY_CONFIG, load_tool, run_tool
+from helpers import REPO, TINY_CONFIG, run_tool
 
 TOOL = osp.join(REPO, 'tools', 'analysis_tools', 'benchmark.py')
 MASK_RCNN = osp.join(REPO, 'configs', 'spinenet', 'mask-rcnn_spinenet-49s-tiny_8xb8-8e_shapes.py')
@@ -25,7 +26,7 @@ STAT_KEYS = ('median_ms', 'p25_ms', 'p75_ms', 'min_ms', 'max_ms', 'runs')
 
 
 def model_params(config, **options):
-    tool = load_tool(TOOL, 'benchmark_tool')
+    from mmdet_spine.analysis import benchmark as tool
     cfg = tool.load_config(config, options or None)
     return sum(p.numel() for p in tool.build_model(cfg, None).parameters())
 
@@ -40,7 +41,7 @@ def check_stats(stats, runs):
 def check_pairs(compare, runs, modes, batches=(1,)):
     """``compare['pairs']``: one per batch and reference run, with ``modes`` the (ours,
     reference) modes of each batch's pairs in order; both sides' stats; ratio of medians."""
-    tool = load_tool(TOOL, 'benchmark_tool')
+    from mmdet_spine.analysis import benchmark as tool
     pairs = compare['pairs']
     assert [p['batch'] for p in pairs] == [b for b in batches for _ in modes]
     assert [(p['ours']['mode'], p['reference']['mode']) for p in pairs] == list(modes) * len(
@@ -65,7 +66,7 @@ def cpuinfo_flags():
 
 def check_machine(machine, stdout):
     """The ISA fields agree with /proc/cpuinfo and torch, and the header line shows them."""
-    tool = load_tool(TOOL, 'benchmark_tool')
+    from mmdet_spine.analysis import benchmark as tool
     flags = cpuinfo_flags()
     assert machine['cpu_flags'] == [f for f in tool.ISA_FLAGS if f in flags]
     assert machine['cpu_capability'] == torch.backends.cpu.get_cpu_capability()
@@ -76,7 +77,7 @@ def check_machine(machine, stdout):
 
 
 def test_summary_and_sizes():
-    tool = load_tool(TOOL, 'benchmark_tool')
+    from mmdet_spine.analysis import benchmark as tool
     s = tool.summarize([0.004, 0.001, 0.002, 0.003, 0.005])
     assert s['median_ms'] == pytest.approx(3.0)
     assert (s['min_ms'], s['max_ms']) == pytest.approx((1.0, 5.0))
@@ -91,7 +92,7 @@ def test_summary_and_sizes():
 
 
 def test_alternate_runs_pauses_before_every_call(monkeypatch):
-    tool = load_tool(TOOL, 'benchmark_tool')
+    from mmdet_spine.analysis import benchmark as tool
     events = []
     monkeypatch.setattr(tool.time, 'sleep', lambda s: events.append(('sleep', s)))
     tool.alternate_runs([lambda: events.append('a') or 1.0, lambda: events.append('b') or 2.0],
@@ -106,8 +107,7 @@ def test_latency_worker_protocol():
     """The reference workers' JSON-lines loop: ready line, new input (with targets), timed
     runs by name (``{"run": 1}``: the first), quit."""
     import io
-    worker = load_tool(osp.join(REPO, 'tools', 'analysis_tools', 'latency_worker.py'),
-                       'latency_worker')
+    from mmdet_spine.analysis.references import latency_worker as worker
     made, ran = [], []
     out = io.StringIO()
     targets = [dict(boxes_xyxy=[[1, 2, 3, 4]], labels=[0])]
@@ -129,7 +129,7 @@ def test_latency_worker_protocol():
 
 def test_pairs_must_be_same_mode():
     """A pair is built only from two sides in the same mode; a mismatched one is refused."""
-    tool = load_tool(TOOL, 'benchmark_tool')
+    from mmdet_spine.analysis import benchmark as tool
     assert tool.SAME_MODE == {('eager', 'eager'), ('compiled', 'compiled'),
                               ('eager', 'tf.function'), ('compiled', 'tf.function'),
                               ('compiled', 'tf.jit_compile')}
@@ -149,7 +149,7 @@ def test_pairs_must_be_same_mode():
 
 def test_isa_summary_and_cpu_flags(tmp_path):
     """ISA words from /proc/cpuinfo flags, and the fields of this machine's CPU."""
-    tool = load_tool(TOOL, 'benchmark_tool')
+    from mmdet_spine.analysis import benchmark as tool
     assert tool.isa_summary(['avx', 'avx2', 'fma']) == 'AVX2+FMA'
     assert tool.isa_summary(['avx2', 'fma', 'avx512f', 'avx512_vnni', 'avx512_bf16',
                              'amx_tile', 'amx_bf16']) == 'AVX-512 (+VNNI, +BF16, +AMX)'
@@ -321,4 +321,6 @@ def test_benchmark_train_only(tmp_path):
 
 def test_bad_device_is_refused():
     proc = run_tool([TOOL, TINY_CONFIG, '--device', 'tpu'], check=False)
-    assert proc.returncode != 0 and "--device='tpu'" in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and lines[-1].startswith("error: --device='tpu'"), proc.stderr
+    assert 'Traceback' not in proc.stderr

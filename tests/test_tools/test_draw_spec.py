@@ -1,16 +1,18 @@
-"""tools/analysis_tools/draw_spec.py writes the block graph of an arch or a config as a PNG."""
+"""tools/analysis_tools/draw_spec.py (mmdet_spine.analysis.block_graph) writes the block graph
+of an arch or a config as a PNG."""
 import os.path as osp
 
 import pytest
 
-from helpers import REPO, load_tool
+from helpers import REPO, run_tool
 
 PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
 
 
 @pytest.fixture(scope='module')
 def draw_spec():
-    return load_tool(osp.join(REPO, 'tools', 'analysis_tools', 'draw_spec.py'), 'draw_spec')
+    from mmdet_spine.analysis import block_graph
+    return block_graph
 
 
 @pytest.mark.parametrize('source', [
@@ -34,5 +36,18 @@ def test_uses_the_backbone_plan(draw_spec):
 
 
 def test_rejects_unknown_arch(draw_spec, tmp_path):
-    with pytest.raises(SystemExit, match='valid choices'):
+    from mmdet_spine.errors import ConfigError
+    with pytest.raises(ConfigError, match='valid choices'):
         draw_spec.main(['50', '--out', str(tmp_path / 'x.png')])
+
+
+def test_tool_draws_and_refuses_in_one_line(tmp_path):
+    tool = osp.join(REPO, 'tools', 'analysis_tools', 'draw_spec.py')
+    out = tmp_path / 'spec.png'
+    run_tool([tool, '49S', '--out', str(out), '--dpi', '40'])
+    assert out.read_bytes()[:8] == PNG_MAGIC
+    proc = run_tool([tool, '50', '--out', str(tmp_path / 'x.png')], check=False)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and 'Traceback' not in proc.stderr, proc.stderr
+    assert lines[-1].startswith('error: ') and "'50'" in lines[-1], lines
+    assert 'valid choices' in lines[-1], lines

@@ -7,7 +7,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from helpers import REPO, load_tool
+from helpers import REPO
 from mmdet_spine.zoo import load_model_index
 from mmdet_spine.zoo.model_index import default_index_path
 
@@ -15,7 +15,8 @@ FAMILIES = ('efficientdet', 'spinenet', 'spineresnet')
 
 
 def _complexity():
-    return load_tool(osp.join(REPO, 'tools', 'analysis_tools', 'model_complexity.py'), 'model_complexity')
+    from mmdet_spine.analysis import complexity
+    return complexity
 
 
 @pytest.fixture(scope='module')

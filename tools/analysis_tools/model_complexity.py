@@ -6,10 +6,11 @@ SpineNet and EfficientDet papers) for one forward in mmdet's ``'tensor'`` mode (
 and heads' raw outputs; for two-stage detectors also the RPN proposals and RoI heads, as
 mmdet's ``get_flops.py`` counts them) on one square image of the metafile's ``Input Size``.
 
-The count traces a real CPU forward (mmengine's analyser cannot trace on the ``meta``
-device), so the 1280-1536 px models take minutes each: the numbers are computed once and
-stored in the metafiles; ``tests/test_zoo`` recomputes the parameters of every model and the
-FLOPs of a small one.
+The counting is :mod:`mmdet_spine.analysis.complexity` (shared with the benchmark); this
+script runs it on a config or on every metafile model of a checkout. The count traces a real
+CPU forward (mmengine's analyser cannot trace on the ``meta`` device), so the 1280-1536 px
+models take minutes each: the numbers are computed once and stored in the metafiles;
+``tests/test_zoo`` recomputes the parameters of every model and the FLOPs of a small one.
 
 Usage::
 
@@ -18,63 +19,14 @@ Usage::
 """
 import argparse
 import os.path as osp
-import sys
 
-import torch
 import yaml
+from mmdet_spine.analysis.complexity import build_detector, count_flops, count_parameters
+from mmdet_spine.engine.cli import run_cli
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 METAFILES = [osp.join(REPO, 'configs', f, 'metafile.yml')
              for f in ('efficientdet', 'spinenet', 'spineresnet')]
-
-
-def build_detector(config: str, device: str = 'cpu'):
-    """Build the config's model (eval mode) on ``device``."""
-    import mmdet_spine  # noqa: F401
-    from mmdet.registry import MODELS
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    init_default_scope('mmdet')
-    cfg = Config.fromfile(config)
-    try:
-        with torch.device(device):
-            model = MODELS.build(cfg.model)
-    except RuntimeError:  # some parts (anchor generators) compute on real tensors at build
-        model = MODELS.build(cfg.model).to(device)
-    return model.eval()
-
-
-def count_parameters(model) -> int:
-    """Number of parameters (trainable or not; buffers excluded)."""
-    return sum(p.numel() for p in model.parameters())
-
-
-class _TensorMode(torch.nn.Module):
-    """Calls the detector in mmdet's ``'tensor'`` mode with fixed data samples."""
-
-    def __init__(self, detector, size: int):
-        super().__init__()
-        from mmdet.structures import DetDataSample
-        self.detector = detector
-        sample = DetDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size),
-                                             pad_shape=(size, size), scale_factor=(1.0, 1.0),
-                                             batch_input_shape=(size, size)))
-        self.samples = [sample]
-
-    def forward(self, x):
-        return self.detector._forward(x, self.samples)
-
-
-def count_flops(config: str, size: int) -> int:
-    """FLOPs (multiply-adds) of one ``size`` x ``size`` forward in ``'tensor'`` mode."""
-    from mmengine.analysis import FlopAnalyzer
-    model = _TensorMode(build_detector(config), size)
-    x = torch.zeros(1, 3, size, size)
-    with torch.no_grad():
-        analyzer = FlopAnalyzer(model, (x,))
-        analyzer.unsupported_ops_warnings(False)
-        analyzer.uncalled_modules_warnings(False)
-        return int(analyzer.total())
 
 
 def update_metafiles(only: str = '', force: bool = False) -> None:
@@ -124,4 +76,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    run_cli(main)
