@@ -19,7 +19,7 @@ import time
 
 from mmengine.config import DictAction
 
-DEFAULT_CONFIG = 'configs/spinenet/retinanet_spinenet-49s-tiny_8xb8-8e_shapes.py'
+DEFAULT_CONFIG = 'configs/spinenet/retinanet_spinenet-49s-tiny_8xb8-12e_shapes.py'
 
 
 def parse_args():

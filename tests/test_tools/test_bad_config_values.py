@@ -23,7 +23,7 @@ from helpers import REPO
 from mmdet.registry import MODELS
 from mmdet_spine.engine.cli import load_config, one_line_error, registry_hint
 
-SPINE = 'configs/spinenet/retinanet_spinenet-49s-tiny_8xb8-8e_shapes.py'
+SPINE = 'configs/spinenet/retinanet_spinenet-49s-tiny_8xb8-12e_shapes.py'
 MASK = 'configs/spinenet/mask-rcnn_spinenet-49s-tiny_8xb8-8e_shapes.py'
 MOBILE = 'configs/spinenet/retinanet_spinenet-mobile-49xs_32xb8-lsj-500e_coco-256.py'
 RESNET = 'configs/spineresnet/retinanet_spineresnet-50_fpn_32xb8-lsj-50e_coco-640.py'

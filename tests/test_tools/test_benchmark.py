@@ -16,7 +16,7 @@ from helpers import REPO, TINY_CONFIG, run_tool
 TOOL = osp.join(REPO, 'tools', 'analysis_tools', 'benchmark.py')
 MASK_RCNN = osp.join(REPO, 'configs', 'spinenet', 'mask-rcnn_spinenet-49s-tiny_8xb8-8e_shapes.py')
 SPINENET_TINY = osp.join(REPO, 'configs', 'spinenet',
-                         'retinanet_spinenet-49s-tiny_8xb8-8e_shapes.py')
+                         'retinanet_spinenet-49s-tiny_8xb8-12e_shapes.py')
 # effdet's worker imports effdet behind the tests' torchvision stand-in (tests/ on its path)
 EFFDET_ENV = dict(MMDET_SPINE_EFFDET_PRELUDE='torchvision_standin',
                   PYTHONPATH=os.pathsep.join(p for p in (osp.join(REPO, 'tests'),

@@ -19,7 +19,7 @@ from helpers import REPO
 from test_configs import _sample
 
 FAMILIES = {
-    'spinenet_retinanet': 'configs/spinenet/retinanet_spinenet-49s-tiny_8xb8-8e_shapes.py',
+    'spinenet_retinanet': 'configs/spinenet/retinanet_spinenet-49s-tiny_8xb8-12e_shapes.py',
     'spinenet_mask_rcnn': 'configs/spinenet/mask-rcnn_spinenet-49s-tiny_8xb8-8e_shapes.py',
     'efficientdet': 'configs/efficientdet/efficientdet_d0-shapes_bifpn_8xb8-5e_shapes.py',
     'spineresnet': 'configs/spineresnet/retinanet_spineresnet-50_fpn_32xb8-lsj-50e_coco-640.py',

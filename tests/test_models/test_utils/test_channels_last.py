@@ -18,7 +18,7 @@ from mmdet_spine.models.utils import convert_to_channels_last
 from test_conv_bn_fusion import randomized
 
 register_all_modules()
-RETINANET = f'{REPO}/configs/spinenet/retinanet_spinenet-49s-tiny_8xb8-8e_shapes.py'
+RETINANET = f'{REPO}/configs/spinenet/retinanet_spinenet-49s-tiny_8xb8-12e_shapes.py'
 MASK_RCNN = f'{REPO}/configs/spinenet/mask-rcnn_spinenet-49s-tiny_8xb8-8e_shapes.py'
 CL = torch.channels_last
 

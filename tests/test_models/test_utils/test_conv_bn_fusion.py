@@ -14,7 +14,7 @@ from mmdet_spine.models.utils import (count_norm_layers, find_conv_bn_pairs,
                                       fuse_conv_bn_for_inference)
 
 register_all_modules()
-SPINENET_TINY = f'{REPO}/configs/spinenet/retinanet_spinenet-49s-tiny_8xb8-8e_shapes.py'
+SPINENET_TINY = f'{REPO}/configs/spinenet/retinanet_spinenet-49s-tiny_8xb8-12e_shapes.py'
 
 
 def randomized(model_cfg, seed=0):
