@@ -90,8 +90,8 @@ import torch
 import torch.nn as nn
 
 from ..engine.cli import load_config as cli_load_config
-from ..engine.inference_model import build_inference_model
 from ..engine.cli import parse_size
+from ..engine.inference_model import build_inference_model
 from ..errors import UserError
 from .complexity import NetworkForward, count_parameters, flop_analysis
 from .references import latency_worker
@@ -341,11 +341,6 @@ def default_input_size(cfg) -> tuple:
                 return (max(scale), max(scale))  # a square image of the longer side
             return (scale[1], scale[0])  # mmcv scales are (w, h)
     return (640, 640)
-
-
-def build_model(cfg, checkpoint: Optional[str]) -> nn.Module:
-    """Build the detector with BN (SyncBN reverted), initialised or loaded, in eval mode."""
-    return build_inference_model(cfg, checkpoint)
 
 
 def make_samples(batch: int, size: tuple, num_classes: int, with_gt: bool, with_masks: bool,
@@ -762,7 +757,7 @@ def benchmark_config(path: str, args, device: torch.device, threads: int) -> dic
     """Every measurement of one config (see the module docstring)."""
     cfg = load_config(path, args.cfg_options)
     size = tuple(args.input_size or default_input_size(cfg))
-    model = build_model(cfg, args.checkpoint).to(device)
+    model = build_inference_model(cfg, args.checkpoint).to(device)
     result = dict(config=path, model=cfg.model.get('type'),
                   backbone=cfg.model.get('backbone', {}).get('type'), input_size=list(size),
                   num_classes=num_classes_of(model),

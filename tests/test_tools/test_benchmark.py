@@ -28,7 +28,7 @@ STAT_KEYS = ('median_ms', 'p25_ms', 'p75_ms', 'min_ms', 'max_ms', 'runs')
 def model_params(config, **options):
     from mmdet_spine.analysis import benchmark as tool
     cfg = tool.load_config(config, options or None)
-    return sum(p.numel() for p in tool.build_model(cfg, None).parameters())
+    return tool.count_parameters(tool.build_inference_model(cfg, None))
 
 
 def check_stats(stats, runs):
