@@ -6,8 +6,8 @@
 # loss), so 8 epochs take less time than its 5 did; GIoU lifts mAP@[.5:.95] at high IoUs;
 # square anchors only (3 scales per level instead of 3 scales x 3 ratios: the shapes' boxes
 # are close to square): mAP 0.80-0.83 over six runs (9 anchors: 0.807 in one), a 7 % faster
-# step; 12 epochs instead of 8 (the losses were still falling at 8): 0.864 in one run, 0.84-0.86
-# with 11-13 epochs (README). An EMA of the weights did not help (0.859 vs 0.864, same run).
+# step; 12 epochs instead of 8 (the losses were still falling at 8): 0.850-0.864 in three runs
+# of 8.8-9.6 minutes (README). An EMA of the weights did not help (0.859 vs 0.864, same run).
 _base_ = [
     '../_base_/models/retinanet_spinenet-49.py',
     '../_base_/datasets/shapes_detection.py',
