@@ -19,9 +19,38 @@ stdout. Protocol:
 Only the standard library is imported at module level, so both environments can import it;
 ``compile_for_inference`` imports torch when called.
 """
+import argparse
 import json
 import sys
 from typing import Any, Callable, Dict, TextIO, Union
+
+
+def tf_spinenet_parser(description: str, batch: int, runs: int,
+                       warmup: int) -> argparse.ArgumentParser:
+    """The command line every TF Model Garden SpineNet worker takes (the backbone's arch,
+    levels and activation, input size, threads, runs, ``--serve``); a worker adds its own
+    arguments and parses with :func:`parse_tf_spinenet_args`."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument('--arch', default='49', help='49S, 49, 96, 143, 143L or 190')
+    p.add_argument('--min-level', type=int, default=3)
+    p.add_argument('--max-level', type=int, default=7)
+    p.add_argument('--activation', default='swish', choices=('relu', 'swish'))
+    p.add_argument('--size', default='640', help='N or HxW')
+    p.add_argument('--batch', type=int, default=batch, help='batch of the --runs mode')
+    p.add_argument('--threads', type=int, default=0,
+                   help='intra-op threads (0: TF default); inter-op stays TF default')
+    p.add_argument('--runs', type=int, default=runs)
+    p.add_argument('--warmup', type=int, default=warmup)
+    p.add_argument('--serve', action='store_true', help='answer JSON requests on stdin')
+    return p
+
+
+def parse_tf_spinenet_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """Parse ``argv`` with a :func:`tf_spinenet_parser`; ``size`` becomes ``(H, W)``."""
+    args = parser.parse_args(argv)
+    parts = [int(v) for v in args.size.lower().split('x')]
+    args.size = tuple(parts * 2 if len(parts) == 1 else parts)
+    return args
 
 
 def compile_for_inference(module) -> Callable:

@@ -32,7 +32,6 @@ Usage::
     .venv-tf/bin/python mmdet_spine/analysis/references/tf_retinanet_train_latency.py --arch 49S \\
         --size 384 --batch 2 --num-classes 80 --head-filters 128 --runs 5 --threads 2
 """
-import argparse
 import json
 import os
 import os.path as osp
@@ -41,6 +40,7 @@ import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # latency_worker
+from latency_worker import parse_tf_spinenet_args, tf_spinenet_parser  # noqa: E402
 
 #: The benchmark's training step uses this optimiser too.
 SGD = dict(learning_rate=1e-5, momentum=0.9)
@@ -50,13 +50,8 @@ RUNS = {'with_labeler': True, 'precomputed': False}
 
 def parse_args(argv=None):
     """Command line (see the module docstring)."""
-    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('--arch', default='49', help='49S, 49, 96, 143, 143L or 190')
-    p.add_argument('--min-level', type=int, default=3)
-    p.add_argument('--max-level', type=int, default=7)
-    p.add_argument('--activation', default='swish', choices=('relu', 'swish'))
+    p = tf_spinenet_parser(__doc__.split('\n\n')[0], batch=2, runs=5, warmup=1)
     p.add_argument('--drop-path', type=float, default=0.2, help='stochastic depth rate')
-    p.add_argument('--size', default='640', help='N or HxW')
     p.add_argument('--num-classes', type=int, default=80,
                    help="foreground classes (ours); TF's head gets one more (background)")
     p.add_argument('--head-convs', type=int, default=4)
@@ -64,16 +59,7 @@ def parse_args(argv=None):
     p.add_argument('--num-scales', type=int, default=3)
     p.add_argument('--aspect-ratios', type=float, nargs='+', default=[0.5, 1.0, 2.0])
     p.add_argument('--anchor-size', type=float, default=3.0)
-    p.add_argument('--batch', type=int, default=2, help='batch of the --runs mode')
-    p.add_argument('--threads', type=int, default=0,
-                   help='intra-op threads (0: TF default); inter-op stays TF default')
-    p.add_argument('--runs', type=int, default=5)
-    p.add_argument('--warmup', type=int, default=1)
-    p.add_argument('--serve', action='store_true', help='answer JSON requests on stdin')
-    args = p.parse_args(argv)
-    parts = [int(v) for v in args.size.lower().split('x')]
-    args.size = tuple(parts * 2 if len(parts) == 1 else parts)
-    return args
+    return parse_tf_spinenet_args(p, argv)
 
 
 def build_task(args):

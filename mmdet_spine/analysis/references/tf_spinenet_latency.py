@@ -22,7 +22,6 @@ Usage::
     .venv-tf/bin/python mmdet_spine/analysis/references/tf_spinenet_latency.py --arch 49 --size 640 \\
         --activation swish --runs 10 --threads 2 [--modes tf.function tf.jit_compile]
 """
-import argparse
 import importlib.util
 import json
 import os
@@ -33,6 +32,8 @@ import time
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
 _HERE = osp.dirname(osp.abspath(__file__))
+sys.path.insert(0, _HERE)  # latency_worker, also when imported rather than run
+from latency_worker import parse_tf_spinenet_args, tf_spinenet_parser  # noqa: E402
 #: The converter's TF stage, which builds TF SpineNet: mmdet_spine/converters/, two levels up
 #: from here (a checkout and an install alike).
 READERS = [osp.join(osp.dirname(osp.dirname(_HERE)), 'converters', 'tf_model_garden_reader.py')]
@@ -53,24 +54,10 @@ def load_converter():
 
 def parse_args(argv=None):
     """Command line (see the module docstring)."""
-    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('--arch', default='49', help='49S, 49, 96, 143, 143L or 190')
-    p.add_argument('--min-level', type=int, default=3)
-    p.add_argument('--max-level', type=int, default=7)
-    p.add_argument('--activation', default='swish', choices=('relu', 'swish'))
-    p.add_argument('--size', default='640', help='N or HxW')
-    p.add_argument('--batch', type=int, default=1)
-    p.add_argument('--threads', type=int, default=0,
-                   help='intra-op threads (0: TF default); inter-op stays TF default')
-    p.add_argument('--runs', type=int, default=10)
-    p.add_argument('--warmup', type=int, default=2)
+    p = tf_spinenet_parser(__doc__.split('\n\n')[0], batch=1, runs=10, warmup=2)
     p.add_argument('--modes', nargs='+', default=['tf.function'], choices=MODES,
                    help='graph modes to time (default tf.function)')
-    p.add_argument('--serve', action='store_true', help='answer JSON requests on stdin')
-    args = p.parse_args(argv)
-    parts = [int(v) for v in args.size.lower().split('x')]
-    args.size = tuple(parts * 2 if len(parts) == 1 else parts)
-    return args
+    return parse_tf_spinenet_args(p, argv)
 
 
 def main(argv=None) -> int:
